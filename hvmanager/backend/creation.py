@@ -1,0 +1,138 @@
+"""Creating a VM (New Virtual Machine wizard, ``hvctl new-vm``), all or nothing.
+
+The spec is validated against the reference product's limits, the VM's folders and its new disk
+are created, then the domain is defined. If any step fails, everything made so far is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hvmanager.backend import accel, inventory, paths, qemuimg, vmspec
+from hvmanager.backend.accel import AccelDecision
+from hvmanager.backend.connection import Server, libvirt_errors
+from hvmanager.backend.domxml import DiskPlan, DomainPlan, build_domain_xml
+from hvmanager.backend.errors import ValidationError
+from hvmanager.backend.limits import GIB
+from hvmanager.backend.models import (
+    DEFAULT_BOOT_ORDER,
+    BootDevice,
+    ExistingDisk,
+    IsoInstall,
+    KernelBoot,
+    NetworkInstall,
+    NewDisk,
+    VmSpec,
+)
+
+log = logging.getLogger(__name__)
+
+
+def host_context(server: Server) -> vmspec.HostContext:
+    """What ``vmspec`` needs to know about a server (blocking)."""
+    host = server.host_info()
+    qemu_user = None
+    if server.local:
+        qemu_user = accel.probe(server.conn, local=True, session=server.session).qemu_user
+    return vmspec.HostContext(
+        existing_names=inventory.vm_names(server.conn),
+        host_memory_mib=host.memory_mib,
+        host_cpus=host.cpus,
+        networks=inventory.network_names(server.conn),
+        qemu_user=qemu_user,
+        local=server.local,
+    )
+
+
+def decide_acceleration(server: Server, mode: str) -> AccelDecision:
+    """KVM or TCG for new VMs on this server, in the given mode (blocking)."""
+    facts = accel.probe(server.conn, local=server.local, session=server.session)
+    return accel.decide(mode, facts)
+
+
+@dataclass
+class _Undo:
+    """What a half-done creation made, to remove it again in reverse order."""
+
+    files: list[Path] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+
+    def make_folders(self, folders: tuple[Path, ...]) -> None:
+        for folder in folders:
+            if not folder.exists():
+                folder.mkdir(parents=False)
+                folder.chmod(0o755)
+                self.folders.append(folder)
+
+    def rollback(self) -> None:
+        for file in reversed(self.files):
+            file.unlink(missing_ok=True)
+        for folder in reversed(self.folders):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only folders we made, and only once empty
+
+
+def _boot_order(spec: VmSpec) -> tuple[BootDevice, ...]:
+    first = None
+    if isinstance(spec.install, IsoInstall):
+        first = BootDevice.CD
+    elif isinstance(spec.install, NetworkInstall):
+        first = BootDevice.NETWORK
+    if first is None:
+        return (BootDevice.HARD_DRIVE, BootDevice.CD, BootDevice.NETWORK)
+    return (first, *(d for d in DEFAULT_BOOT_ORDER if d is not first))
+
+
+def _disk_plans(spec: VmSpec, undo: _Undo) -> tuple[DiskPlan, ...]:
+    plans = []
+    if isinstance(spec.disk, NewDisk):
+        path = Path(vmspec.new_disk_path(spec, spec.disk))
+        if not path.parent.exists():
+            undo.make_folders((path.parent,))
+        qemuimg.create_disk(path, spec.disk.format, spec.disk.size_gib * GIB)
+        undo.files.append(path)
+        plans.append(DiskPlan(str(path), spec.disk.format))
+    elif isinstance(spec.disk, ExistingDisk):
+        plans.append(DiskPlan(spec.disk.path, qemuimg.detect_format(spec.disk.path)))
+    if isinstance(spec.install, IsoInstall):
+        plans.append(DiskPlan(spec.install.path, "raw", device="cdrom"))
+    return tuple(plans)
+
+
+def create_vm(server: Server, spec: VmSpec, decision: AccelDecision) -> str:
+    """Create the VM described by ``spec``; returns its UUID. Nothing is left behind on failure."""
+    ctx = host_context(server)
+    problems = vmspec.spec_problems(spec, ctx)
+    if problems:
+        raise ValidationError(problems[0])
+    folders = paths.vm_folders(spec.location, spec.name)
+    undo = _Undo()
+    try:
+        Path(spec.location).mkdir(parents=True, exist_ok=True)
+        undo.make_folders(folders.all())
+        plan = DomainPlan(
+            name=spec.name,
+            domain_type=decision.domain_type,
+            generation=spec.generation,
+            memory=spec.memory,
+            processors=spec.processors,
+            folder=str(folders.root),
+            created=datetime.now().astimezone(),
+            disks=_disk_plans(spec, undo),
+            network=spec.network,
+            boot_order=_boot_order(spec),
+            kernel_boot=spec.install if isinstance(spec.install, KernelBoot) else None,
+            notes=spec.notes,
+            serial_log=str(folders.serial_log),
+        )
+        with libvirt_errors(f"Creating '{spec.name}'"):
+            dom: Any = server.conn.defineXML(build_domain_xml(plan))
+        return str(dom.UUIDString())
+    except BaseException:
+        undo.rollback()
+        raise

@@ -1,0 +1,35 @@
+"""Is the libvirt daemon there, and how is it started on this machine?
+
+There may be no systemd (containers, CI machines): the hint names the daemons to start by hand.
+Debian 12 ships the monolithic ``libvirtd``; newer libvirt may run modular daemons (``virtqemud``).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+MONOLITHIC = ("virtlogd", "libvirtd")
+MODULAR = ("virtlogd", "virtqemud", "virtnetworkd", "virtstoraged", "virtnodedevd")
+
+
+def daemon_names() -> tuple[str, ...]:
+    """The daemons that serve ``qemu:///system`` on this machine."""
+    if shutil.which("libvirtd") or not shutil.which("virtqemud"):
+        return MONOLITHIC
+    return MODULAR
+
+
+def start_command() -> str:
+    """The command (for a root shell) that starts the daemons."""
+    names = daemon_names()
+    starts = " && ".join(f"{{ pgrep -x {n} >/dev/null || {n} -d; }}" for n in names)
+    if shutil.which("systemctl"):
+        return f"systemctl start {' '.join(names[1:])}   (without systemd: {starts})"
+    return starts
+
+
+def connect_hint(uri: str) -> str:
+    """What to tell a user whose connection to ``uri`` failed."""
+    if uri.startswith("qemu:///"):
+        return f"Is the libvirt daemon running? Start it as root with: {start_command()}"
+    return "Check that the server is reachable and that its libvirt daemon is running."

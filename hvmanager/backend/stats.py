@@ -1,0 +1,142 @@
+"""Live figures for every VM of a server from one bulk ``getAllDomainStats`` call per tick.
+
+CPU usage is the share of the whole host's processor time used since the previous tick, as
+Hyper-V Manager shows it. Uptime comes from the QEMU process's start time on the local machine,
+otherwise from when the VM was first seen running.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from hvmanager.backend.connection import libvirt_errors
+from hvmanager.backend.models import VmStats
+
+LIST_GROUPS = (
+    libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
+)
+_ACTIVE_STATES = {
+    libvirt.VIR_DOMAIN_RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED,
+    libvirt.VIR_DOMAIN_PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN,
+    libvirt.VIR_DOMAIN_PMSUSPENDED,
+}
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def process_start_time(pid: int) -> float | None:
+    """The wall-clock start time of a process (from /proc), or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    ticks = int(fields[19])  # field 22 of stat(5), counted after "pid (comm) "
+    return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def qemu_pid_file(name: str, session: bool) -> Path:
+    """Where libvirt's QEMU driver keeps a running VM's process id."""
+    if session:
+        runtime = os.environ.get("XDG_RUNTIME_DIR", f"/run/user/{os.geteuid()}")
+        return Path(runtime) / "libvirt" / "qemu" / "run" / f"{name}.pid"
+    return Path("/run/libvirt/qemu") / f"{name}.pid"
+
+
+def local_start_time(name: str, session: bool = False) -> float | None:
+    """The start time of a local VM's QEMU process, or None when unknown."""
+    try:
+        pid = int(qemu_pid_file(name, session).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    return process_start_time(pid)
+
+
+class StatsSampler:
+    """Turns successive bulk stats calls into per-VM ``VmStats``.
+
+    Args:
+        host_cpus: logical processors of the host (CPU usage is a share of all of them).
+        start_time_of: returns the wall-clock start time of a running VM by name, or None.
+    """
+
+    def __init__(self, host_cpus: int, start_time_of: Callable[[str], float | None] | None = None):
+        self.host_cpus = max(host_cpus, 1)
+        self._start_time_of = start_time_of
+        self._previous: dict[str, tuple[float, int]] = {}
+        self._started: dict[str, float] = {}
+
+    def sample(self, conn: Any) -> dict[str, VmStats]:
+        """One tick: a single bulk call for every VM (blocking)."""
+        flags = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+        with libvirt_errors("Reading live figures"):
+            records = conn.getAllDomainStats(LIST_GROUPS, flags)
+        return self.digest(records, time.monotonic(), time.time())
+
+    def digest(
+        self, records: list[tuple[Any, dict[str, Any]]], now: float, wall: float
+    ) -> dict[str, VmStats]:
+        """Compute figures from bulk records taken at monotonic time ``now``."""
+        result: dict[str, VmStats] = {}
+        seen: set[str] = set()
+        for dom, stats in records:
+            uuid = dom.UUIDString()
+            if stats.get("state.state") not in _ACTIVE_STATES:
+                continue
+            seen.add(uuid)
+            result[uuid] = VmStats(
+                uuid=uuid,
+                cpu_percent=self._cpu_percent(uuid, stats.get("cpu.time"), now),
+                assigned_mib=_kib_to_mib(stats.get("balloon.current")),
+                demand_mib=_demand_mib(stats),
+                uptime_s=self._uptime(uuid, dom, wall),
+            )
+        for gone in set(self._previous) - seen:
+            del self._previous[gone]
+        for gone in set(self._started) - seen:
+            del self._started[gone]
+        return result
+
+    def _cpu_percent(self, uuid: str, cpu_ns: int | None, now: float) -> float | None:
+        if cpu_ns is None:
+            return None
+        previous = self._previous.get(uuid)
+        self._previous[uuid] = (now, int(cpu_ns))
+        if previous is None or now <= previous[0]:
+            return None
+        used = (int(cpu_ns) - previous[1]) / 1e9
+        share = used / ((now - previous[0]) * self.host_cpus) * 100
+        return max(0.0, min(100.0, share))
+
+    def _uptime(self, uuid: str, dom: Any, wall: float) -> float:
+        if uuid not in self._started:
+            started = self._start_time_of(dom.name()) if self._start_time_of else None
+            self._started[uuid] = started if started is not None else wall
+        return max(0.0, wall - self._started[uuid])
+
+
+def _kib_to_mib(value: int | None) -> int | None:
+    return None if value is None else int(value) // 1024
+
+
+def _demand_mib(stats: dict[str, Any]) -> int | None:
+    """Memory the guest uses: what it has minus what it could give back (guest balloon stats)."""
+    available = stats.get("balloon.available")
+    spare = stats.get("balloon.usable", stats.get("balloon.unused"))
+    if available is None or spare is None:
+        return None
+    return max(0, int(available) - int(spare)) // 1024

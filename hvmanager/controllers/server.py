@@ -1,0 +1,446 @@
+"""One server's live state for the GUI: connection, VM list, events, live figures, actions.
+
+libvirt events arrive on the libvirt events thread; ``_EventBridge`` turns them into queued Qt
+signals, so the controller handles them on the GUI thread, where they only record which VMs
+changed; the blocking calls that follow run in the executor. A broken connection is retried every
+``RECONNECT_INTERVAL_MS`` and events are registered again on each new connection.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from hvmanager.backend import creation, inventory, operations, screenshot, vmsettings
+from hvmanager.backend.accel import AccelDecision
+from hvmanager.backend.connection import Server
+from hvmanager.backend.errors import HvError
+from hvmanager.backend.models import HostInfo, VmConfig, VmInfo, VmSpec, VmState
+from hvmanager.backend.settings import AppSettings
+from hvmanager.backend.stats import StatsSampler, local_start_time
+from hvmanager.backend.vmspec import HostContext
+from hvmanager.controllers.tasks import BlockingRunner, spawn
+
+log = logging.getLogger(__name__)
+
+RECONNECT_INTERVAL_MS = 1000
+_UNDEFINED = 1  # VIR_DOMAIN_EVENT_UNDEFINED (kept here: controllers may import libvirt, but need not)
+
+
+class _EventBridge(QObject):
+    """The ``EventSink`` given to libvirt: re-emits events as signals (queued to the GUI thread)."""
+
+    lifecycle = Signal(str, int, int)
+    changed = Signal(str)
+    agent = Signal(str, bool)
+    closed = Signal(str)
+
+    def domain_lifecycle(self, uuid: str, event: int, detail: int) -> None:
+        """A domain started, stopped, was defined, ..."""
+        self.lifecycle.emit(uuid, event, detail)
+
+    def domain_changed(self, uuid: str) -> None:
+        """A domain's configuration or devices changed."""
+        self.changed.emit(uuid)
+
+    def domain_agent(self, uuid: str, connected: bool) -> None:
+        """The guest agent connected or disconnected."""
+        self.agent.emit(uuid, connected)
+
+    def connection_closed(self, reason: str) -> None:
+        """The connection broke."""
+        self.closed.emit(reason)
+
+
+class ConnectionState(enum.Enum):
+    """Where the connection to a server stands."""
+
+    CONNECTING = "Connecting"
+    CONNECTED = "Connected"
+    DISCONNECTED = "Not connected"
+
+
+class ServerController(QObject):
+    """The GUI's view of one libvirt server.
+
+    Signals:
+        connection_changed(state, message): the connection state and, when broken, why and what to do.
+        vms_listed(list[VmInfo]): the full list after (re)connecting.
+        vm_updated(VmInfo): a VM was added or its state changed.
+        vm_removed(str): a VM (uuid) is gone.
+        stats_updated(dict[str, VmStats]): one tick of live figures.
+        status_changed(str, str): a VM's operation text for the Status column ("" when idle).
+        config_changed(str): a VM's configuration changed; its details should be re-read.
+        heartbeat_changed(str, object): the guest agent of a VM connected (True) or not.
+        failed(str, str): an action failed: title, message (with what to do).
+    """
+
+    connection_changed = Signal(object, str)
+    vms_listed = Signal(list)
+    vm_updated = Signal(object)
+    vm_removed = Signal(str)
+    stats_updated = Signal(dict)
+    status_changed = Signal(str, str)
+    config_changed = Signal(str)
+    heartbeat_changed = Signal(str, object)
+    failed = Signal(str, str)
+
+    def __init__(self, uri: str, settings: AppSettings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.server = Server(uri)
+        self.settings = settings
+        self.state = ConnectionState.DISCONNECTED
+        self.message = ""
+        self.host: HostInfo | None = None
+        self.accel: AccelDecision | None = None
+        self.vms: dict[str, VmInfo] = {}
+        self._configs: dict[str, VmConfig] = {}
+        self._runner = BlockingRunner(name=f"hv-{uri}")
+        self._sampler: StatsSampler | None = None
+        self._stats_busy = False
+        self._dirty: set[str] = set()
+        self._stats_timer = QTimer(self)
+        self._stats_timer.timeout.connect(self._on_stats_tick)
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setSingleShot(True)
+        self._retry_timer.timeout.connect(self.connect_server)
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.timeout.connect(self._flush_dirty)
+        self._closing = False
+        self._events = _EventBridge(self)
+        self._events.lifecycle.connect(self.domain_lifecycle)
+        self._events.changed.connect(self.domain_changed)
+        self._events.agent.connect(self.domain_agent)
+        self._events.closed.connect(self.connection_closed)
+
+    @property
+    def uri(self) -> str:
+        """The server's libvirt URI."""
+        return self.server.uri
+
+    @property
+    def title(self) -> str:
+        """The name shown in the navigation tree."""
+        return self.host.hostname if self.host else self.uri
+
+    # --- connection -----------------------------------------------------------------------------
+
+    def connect_server(self) -> None:
+        """Connect (again) in the background."""
+        if self._closing or self.state is ConnectionState.CONNECTING:
+            return
+        spawn(self._connect())
+
+    async def _connect(self) -> None:
+        self._set_connection(ConnectionState.CONNECTING, "")
+        try:
+            await self._runner.run(self.server.open, self._events)
+            self.host = await self._runner.run(self.server.host_info)
+            mode = self.settings.effective_accel()
+            self.accel = await self._runner.run(creation.decide_acceleration, self.server, mode)
+            listed = await self._runner.run(inventory.list_vms, self.server.conn)
+        except HvError as exc:
+            self.server.forget()
+            self._set_connection(ConnectionState.DISCONNECTED, str(exc))
+            self._schedule_retry()
+            return
+        self._sampler = StatsSampler(self.host.cpus, self._start_time_reader())
+        self.vms = {vm.uuid: vm for vm in listed}
+        self._configs.clear()
+        self.vms_listed.emit(listed)
+        self._set_connection(ConnectionState.CONNECTED, "")
+        self._stats_timer.start(self.settings.stats_interval_ms)
+        self._on_stats_tick()
+
+    def _start_time_reader(self) -> Callable[[str], float | None] | None:
+        if not self.server.local:
+            return None
+        session = self.server.session
+        return lambda name: local_start_time(name, session)
+
+    def _set_connection(self, state: ConnectionState, message: str) -> None:
+        self.state, self.message = state, message
+        self.connection_changed.emit(state, message)
+
+    def _schedule_retry(self) -> None:
+        if not self._closing:
+            self._retry_timer.start(RECONNECT_INTERVAL_MS)
+
+    def update_acceleration(self) -> None:
+        """Decide KVM or TCG again (the setting changed)."""
+        if self.state is ConnectionState.CONNECTED:
+            spawn(self._decide_acceleration())
+
+    async def _decide_acceleration(self) -> None:
+        mode = self.settings.effective_accel()
+        try:
+            self.accel = await self._runner.run(creation.decide_acceleration, self.server, mode)
+        except HvError as exc:
+            log.warning("could not decide acceleration: %s", exc)
+
+    def set_stats_interval(self, interval_ms: int) -> None:
+        """Change the refresh interval of live figures."""
+        if self._stats_timer.isActive():
+            self._stats_timer.start(interval_ms)
+
+    def close(self) -> None:
+        """Stop timers and disconnect (used when the server is removed or the app quits)."""
+        self._closing = True
+        for timer in (self._stats_timer, self._retry_timer, self._flush_timer):
+            timer.stop()
+        self.server.close()
+        self._runner.shutdown()
+
+    # --- libvirt events, on the GUI thread (queued by _EventBridge); no libvirt calls here -----
+
+    def domain_lifecycle(self, uuid: str, event: int, detail: int) -> None:
+        """A VM changed state (or was defined or undefined)."""
+        self._configs.pop(uuid, None)
+        self._mark_dirty(uuid)
+
+    def domain_changed(self, uuid: str) -> None:
+        """A VM's configuration or devices changed."""
+        self._configs.pop(uuid, None)
+        self.config_changed.emit(uuid)
+
+    def domain_agent(self, uuid: str, connected: bool) -> None:
+        """The guest agent connected or went away."""
+        self.heartbeat_changed.emit(uuid, connected)
+
+    def connection_closed(self, reason: str) -> None:
+        """The daemon went away: say so and try again."""
+        self._stats_timer.stop()
+        self._set_connection(ConnectionState.DISCONNECTED, f"The connection was lost ({reason}).")
+        self._schedule_retry()
+
+    def _mark_dirty(self, uuid: str) -> None:
+        self._dirty.add(uuid)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start(0)
+
+    def _flush_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for uuid in dirty:
+            spawn(self._refresh_vm(uuid))
+
+    async def refresh_vm(self, uuid: str) -> None:
+        """Read one VM's state again now (after creating it, for example)."""
+        await self._refresh_vm(uuid)
+
+    async def _refresh_vm(self, uuid: str) -> None:
+        try:
+            info = await self._runner.run(self._read_vm, uuid)
+        except HvError:
+            return  # the connection dropped; the reconnect lists everything again
+        if info is None:
+            if self.vms.pop(uuid, None) is not None:
+                self.vm_removed.emit(uuid)
+            return
+        self.vms[uuid] = info
+        self.vm_updated.emit(info)
+        self.config_changed.emit(uuid)
+
+    def _read_vm(self, uuid: str) -> VmInfo | None:
+        conn = self.server.conn
+        try:
+            dom = conn.lookupByUUIDString(uuid)
+        except Exception:  # libvirtError: no domain with this uuid any more
+            return None
+        try:
+            return inventory.vm_info(dom)
+        except HvError:
+            return None
+
+    # --- live figures -------------------------------------------------------------------------
+
+    def _on_stats_tick(self) -> None:
+        if self._stats_busy or self._sampler is None or self.state is not ConnectionState.CONNECTED:
+            return  # skip a tick while the previous one still runs
+        self._stats_busy = True
+        spawn(self._sample())
+
+    async def _sample(self) -> None:
+        try:
+            assert self._sampler is not None
+            stats = await self._runner.run(self._sampler.sample, self.server.conn)
+            self.stats_updated.emit(stats)
+        except HvError as exc:
+            log.debug("stats tick failed: %s", exc)
+        finally:
+            self._stats_busy = False
+
+    async def refresh(self) -> None:
+        """Re-list every VM (Refresh)."""
+        if self.state is not ConnectionState.CONNECTED:
+            self.connect_server()
+            return
+        try:
+            listed = await self._runner.run(inventory.list_vms, self.server.conn)
+        except HvError as exc:
+            self.failed.emit("Refresh", str(exc))
+            return
+        self.vms = {vm.uuid: vm for vm in listed}
+        self._configs.clear()
+        self.vms_listed.emit(listed)
+
+    # --- reading details ----------------------------------------------------------------------
+
+    async def config(self, uuid: str) -> VmConfig | None:
+        """The VM's configuration (cached until an event says it changed)."""
+        cached = self._configs.get(uuid)
+        if cached is not None:
+            return cached
+        try:
+            dom = await self._runner.run(self.server.lookup, uuid)
+            config = await self._runner.run(inventory.vm_config, dom)
+        except HvError:
+            return None
+        self._configs[uuid] = config
+        return config
+
+    async def details(self, uuid: str) -> dict[str, Any]:
+        """Heartbeat and addresses for the details pane."""
+        try:
+            dom = await self._runner.run(self.server.lookup, uuid)
+            heartbeat = await self._runner.run(inventory.agent_connected, dom)
+            addresses: dict[str, list[str]] = {}
+            if self.vms.get(uuid) and self.vms[uuid].state.is_active:
+                addresses = await self._runner.run(inventory.interface_addresses, dom)
+        except HvError:
+            return {}
+        return {"heartbeat": heartbeat, "addresses": addresses}
+
+    async def screenshot(self, uuid: str) -> tuple[str, bytes] | None:
+        """The screen of a running VM, or None when it can't be taken."""
+        try:
+            dom = await self._runner.run(self.server.lookup, uuid)
+            return await self._runner.run(screenshot.take_screenshot, self.server.conn, dom)
+        except HvError:
+            return None
+
+    async def host_context(self) -> HostContext:
+        """What the New Virtual Machine wizard validates against."""
+        return await self._runner.run(creation.host_context, self.server)
+
+    async def inactive_config(self, uuid: str) -> VmConfig | None:
+        """The configuration the VM will have at its next start (what Settings edits)."""
+        try:
+            dom = await self._runner.run(self.server.lookup, uuid)
+            return await self._runner.run(lambda: inventory.vm_config(dom, inactive=True))
+        except HvError:
+            return None
+
+    async def inactive_xml(self, uuid: str) -> str:
+        """The VM's persistent domain XML (for the Settings dialog)."""
+        dom = await self._runner.run(self.server.lookup, uuid)
+        return await self._runner.run(inventory.domain_xml, dom)
+
+    # --- actions ------------------------------------------------------------------------------
+
+    async def create_vm(self, spec: VmSpec) -> str | None:
+        """Create a VM; returns its UUID, or None after reporting the failure."""
+        assert self.accel is not None
+        try:
+            return await self._runner.run(creation.create_vm, self.server, spec, self.accel)
+        except HvError as exc:
+            self.failed.emit("New Virtual Machine", str(exc))
+            return None
+
+    async def run_action(
+        self, uuid: str, title: str, status: str, func: Callable[..., Any], *args: Any
+    ) -> bool:
+        """Run a blocking VM action with a Status text; report failures; True on success."""
+        name = self.vms[uuid].name if uuid in self.vms else uuid
+        self.status_changed.emit(uuid, status)
+        try:
+            dom = await self._runner.run(self.server.lookup, uuid)
+            await self._runner.run(func, dom, *args)
+        except HvError as exc:
+            self.failed.emit(f"{title} '{name}'", str(exc))
+            return False
+        finally:
+            self.status_changed.emit(uuid, "")
+            self._mark_dirty(uuid)
+        return True
+
+    async def start(self, uuid: str) -> bool:
+        """Start or restore a VM (with this server's acceleration decision)."""
+        conn, accel = self.server.conn, self.accel
+        return await self.run_action(
+            uuid, "Start", "Starting", lambda dom: operations.start(conn, dom, accel)
+        )
+
+    async def turn_off(self, uuid: str) -> bool:
+        """Turn Off."""
+        return await self.run_action(uuid, "Turn Off", "Turning off", operations.turn_off)
+
+    async def shut_down(self, uuid: str) -> bool:
+        """Shut Down: ask the guest; Status shows it until the VM is off."""
+        ok = await self.run_action(uuid, "Shut Down", "Shutting down", operations.shut_down)
+        if ok:
+            self.status_changed.emit(uuid, "Shutting down")
+        return ok
+
+    async def save(self, uuid: str) -> bool:
+        """Save."""
+        return await self.run_action(uuid, "Save", "Saving", operations.save)
+
+    async def pause(self, uuid: str) -> bool:
+        """Pause."""
+        return await self.run_action(uuid, "Pause", "Pausing", operations.pause)
+
+    async def resume(self, uuid: str) -> bool:
+        """Resume."""
+        return await self.run_action(uuid, "Resume", "Resuming", operations.resume)
+
+    async def reset(self, uuid: str) -> bool:
+        """Reset."""
+        return await self.run_action(uuid, "Reset", "Resetting", operations.reset)
+
+    async def delete_saved_state(self, uuid: str) -> bool:
+        """Delete Saved State."""
+        return await self.run_action(
+            uuid, "Delete Saved State", "Deleting saved state", operations.delete_saved_state
+        )
+
+    async def rename(self, uuid: str, new_name: str) -> bool:
+        """Rename."""
+        conn = self.server.conn
+        return await self.run_action(
+            uuid, "Rename", "Renaming", lambda dom: operations.rename(conn, dom, new_name)
+        )
+
+    async def delete(self, uuid: str, delete_disks: bool) -> operations.DeleteReport | None:
+        """Delete the VM (and optionally its disks); returns what was deleted and kept."""
+        conn = self.server.conn
+        result: list[operations.DeleteReport] = []
+        ok = await self.run_action(
+            uuid,
+            "Delete",
+            "Deleting",
+            lambda dom: result.append(operations.delete(conn, dom, delete_disks)),
+        )
+        return result[0] if ok and result else None
+
+    async def apply_settings(self, uuid: str, change: Any) -> list[str] | None:
+        """Apply a Settings dialog change; returns notes for the user, or None on failure."""
+        host, conn, notes = self.host, self.server.conn, []
+        assert host is not None, "connected servers always have host facts"
+
+        def _apply(dom: Any) -> None:
+            notes.extend(vmsettings.apply_settings(conn, dom, change, host))
+
+        ok = await self.run_action(uuid, "Settings", "Applying settings", _apply)
+        self._configs.pop(uuid, None)
+        self.config_changed.emit(uuid)
+        return notes if ok else None
+
+    def vm_state(self, uuid: str) -> VmState | None:
+        """The last known state of a VM."""
+        info = self.vms.get(uuid)
+        return info.state if info else None

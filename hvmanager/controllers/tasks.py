@@ -1,0 +1,52 @@
+"""Running blocking work off the GUI thread and keeping fire-and-forget tasks alive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+class BlockingRunner:
+    """A thread pool for blocking libvirt and tool calls, awaited from the GUI loop."""
+
+    def __init__(self, workers: int = 4, name: str = "hvmanager") -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        """Run ``func(*args)`` in the pool and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, func, *args)
+
+    def shutdown(self) -> None:
+        """Stop accepting work (running calls finish in their threads)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Start a coroutine as a task that is kept referenced until it ends; errors are logged."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("background task failed", exc_info=exc)
+
+
+def pending_tasks() -> int:
+    """How many spawned tasks are still running (tests wait for zero)."""
+    return len(_background)

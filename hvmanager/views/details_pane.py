@@ -1,0 +1,186 @@
+"""The details pane under the VM list: screen thumbnail and the Summary, Memory and Networking tabs."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QWidget,
+)
+
+from hvmanager.backend.models import NicConfig, VmConfig, VmState, VmStats
+from hvmanager.views.formatting import format_created, format_memory
+
+THUMBNAIL_SIZE = (176, 132)
+_NETWORK_HEADERS = ["Adapter", "Connected To", "MAC Address", "IP Addresses", "Status"]
+
+
+def _value_label(name: str) -> QLabel:
+    label = QLabel()
+    label.setObjectName(name)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setWordWrap(True)
+    return label
+
+
+class _Form(QWidget):
+    """A two-column form of read-only values."""
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        super().__init__()
+        layout = QFormLayout(self)
+        layout.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
+        layout.setHorizontalSpacing(18)
+        self.values: dict[str, QLabel] = {}
+        for key, title in fields:
+            self.values[key] = _value_label(f"{key}Value")
+            layout.addRow(title + ":", self.values[key])
+
+    def set(self, key: str, text: str) -> None:
+        """Set one value."""
+        self.values[key].setText(text)
+
+    def clear(self) -> None:
+        """Blank every value."""
+        for label in self.values.values():
+            label.clear()
+
+
+class DetailsPane(QGroupBox):
+    """Details of the selected VM (title: its name)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("detailsPane")
+        layout = QHBoxLayout(self)
+        self.thumbnail = QLabel()
+        self.thumbnail.setObjectName("thumbnail")
+        self.thumbnail.setFixedSize(*THUMBNAIL_SIZE)
+        self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.thumbnail.setStyleSheet("background: #1b1b1b; color: #c8c8c8; border: 1px solid #8a939e;")
+        layout.addWidget(self.thumbnail, 0, Qt.AlignmentFlag.AlignTop)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("detailsTabs")
+        layout.addWidget(self.tabs, 1)
+        self.summary = _Form(
+            [
+                ("state", "State"),
+                ("created", "Created"),
+                ("generation", "Generation"),
+                ("acceleration", "Acceleration"),
+                ("heartbeat", "Heartbeat"),
+                ("notes", "Notes"),
+            ]
+        )
+        self.memory = _Form(
+            [
+                ("startup", "Startup Memory"),
+                ("dynamic", "Dynamic Memory"),
+                ("minimum", "Minimum Memory"),
+                ("maximum", "Maximum Memory"),
+                ("assigned", "Assigned Memory"),
+                ("demand", "Memory Demand"),
+            ]
+        )
+        self.networking = QTableWidget(0, len(_NETWORK_HEADERS))
+        self.networking.setObjectName("networkingTable")
+        self.networking.setHorizontalHeaderLabels(_NETWORK_HEADERS)
+        self.networking.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.networking.verticalHeader().hide()
+        self.networking.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.tabs.addTab(self.summary, "Summary")
+        self.tabs.addTab(self.memory, "Memory")
+        self.tabs.addTab(self.networking, "Networking")
+        self._nics: tuple[NicConfig, ...] = ()
+        self.clear()
+
+    def clear(self) -> None:
+        """Nothing selected."""
+        self.setTitle("")
+        self.summary.clear()
+        self.memory.clear()
+        self.networking.setRowCount(0)
+        self._nics = ()
+        self.set_thumbnail(None, None)
+        self.tabs.setEnabled(False)
+
+    def show_vm(self, name: str, state: VmState, config: VmConfig | None, accel_text: str) -> None:
+        """Show a VM's configuration (``accel_text`` says KVM or TCG, and why)."""
+        self.tabs.setEnabled(True)
+        self.setTitle(name)
+        self.summary.set("state", state.value)
+        if config is None:
+            return
+        self.summary.set("created", format_created(config.created) or "Unknown")
+        self.summary.set("generation", str(config.generation) if config.generation else "Unknown")
+        self.summary.set("acceleration", accel_text)
+        self.summary.set("notes", config.notes or "None")
+        self._show_memory_config(config)
+        self._nics = config.nics
+        self._show_nics({}, state)
+
+    def _show_memory_config(self, config: VmConfig) -> None:
+        memory = config.memory
+        self.memory.set("startup", format_memory(memory.startup_mib))
+        self.memory.set("dynamic", "Enabled" if memory.dynamic else "Disabled")
+        self.memory.set("minimum", format_memory(memory.minimum_mib) if memory.dynamic else "")
+        self.memory.set("maximum", format_memory(memory.maximum_mib) if memory.dynamic else "")
+
+    def show_stats(self, stats: VmStats | None) -> None:
+        """Show live memory figures."""
+        self.memory.set("assigned", format_memory(stats.assigned_mib) if stats else "")
+        self.memory.set("demand", format_memory(stats.demand_mib) if stats else "")
+
+    def show_heartbeat(self, heartbeat: bool | None, state: VmState) -> None:
+        """Heartbeat: whether the guest agent answers."""
+        if not state.is_active:
+            text = "Not applicable"
+        elif heartbeat is None:
+            text = "No guest agent channel"
+        else:
+            text = "OK" if heartbeat else "No contact"
+        self.summary.set("heartbeat", text)
+
+    def show_addresses(self, addresses: dict[str, list[str]], state: VmState) -> None:
+        """Fill in IP addresses per adapter (by MAC)."""
+        self._show_nics(addresses, state)
+
+    def _show_nics(self, addresses: dict[str, list[str]], state: VmState) -> None:
+        self.networking.setRowCount(len(self._nics))
+        for row, nic in enumerate(self._nics):
+            status = "OK" if state.is_active and nic.link_up and nic.source else ""
+            cells = [
+                "Network Adapter",
+                nic.connected_to,
+                nic.mac.upper().replace(":", "-"),
+                ", ".join(addresses.get(nic.mac.lower(), [])),
+                status,
+            ]
+            for column, text in enumerate(cells):
+                self.networking.setItem(row, column, QTableWidgetItem(text))
+
+    def set_thumbnail(self, image: QImage | None, state: VmState | None) -> None:
+        """Show the VM's screen, or a note when there is none."""
+        if image is not None and not image.isNull():
+            scaled = image.scaled(
+                *THUMBNAIL_SIZE,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+            self.thumbnail.setPixmap(QPixmap.fromImage(scaled))
+            return
+        self.thumbnail.setPixmap(QPixmap())
+        if state is None:
+            self.thumbnail.setText("")
+        elif state.is_active:
+            self.thumbnail.setText("No screen")
+        else:
+            self.thumbnail.setText(state.value)

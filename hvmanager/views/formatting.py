@@ -1,0 +1,32 @@
+"""How figures read in the VM list and the details pane (Hyper-V Manager's formats)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def format_cpu(percent: float | None) -> str:
+    """CPU usage as a whole percentage (``"3 %"``); blank when the VM isn't running."""
+    return "" if percent is None else f"{round(percent):d} %"
+
+
+def format_memory(mib: int | None) -> str:
+    """Memory in MB as Hyper-V writes it (``"1024 MB"``); blank when unknown."""
+    return "" if mib is None else f"{mib} MB"
+
+
+def format_uptime(seconds: float | None) -> str:
+    """Uptime as ``hh:mm:ss``, with days in front (``1.02:03:04``); blank when off."""
+    if seconds is None:
+        return ""
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}.{clock}" if days else clock
+
+
+def format_created(moment: datetime | None) -> str:
+    """A creation time in the local time zone; blank when unknown."""
+    return "" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,1 @@
+"""hvmanager's test suite."""

@@ -1,0 +1,1 @@
+"""Support code for the hvmanager test suite (test guest builder and helpers)."""

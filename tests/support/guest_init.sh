@@ -1,0 +1,146 @@
+#!/bin/busybox sh
+# /init of the hvmanager test guest (busybox sh, runs as PID 1).
+#
+# Built into the initramfs by tests/support/guest.py; any change to this file
+# changes the guest's cache key, so the next build_test_guest() rebuilds.
+#
+# Everything the tests look for is a line starting with "HVTEST: " on
+# /dev/console, which is the serial port ttyS0 (the kernel command line ends
+# with console=ttyS0, and the last console= is the one /dev/console means).
+#
+# Sequence:
+#   mount proc/sysfs/devtmpfs, load the modules from /etc/hvtest/modules
+#   HVTEST: module <name> failed      (only for a module that did not load)
+#   HVTEST: booted
+#   HVTEST: mem <MemTotal kB>
+#   HVTEST: disks <entries of /sys/block, without loop/ram/zram>
+#   hvtest.* options from /proc/cmdline, in their order (see below)
+#   acpid -d -c /etc/acpi &           (power button -> /etc/acpi/PWRF/00000080,
+#                                      which prints "HVTEST: acpi power button"
+#                                      and runs poweroff -f)
+#   HVTEST: ready
+#   HVTEST: tick <n> uptime <seconds>  every hvtest.tick seconds, forever
+#
+# Kernel command line options: every word "hvtest.<key>=<value>" (or a bare
+# "hvtest.<key>") calls the shell function hvtest_opt_<key> with <value> as
+# its argument, where "." and "-" in <key> become "_". Unknown keys print
+# "HVTEST: unknown option <key>". To add a command, define a new
+# hvtest_opt_<key> function below (and document it in guest.py's docstring);
+# it runs after the modules are loaded and before acpid starts and
+# "HVTEST: ready" is printed, so a long-running one should background itself.
+
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+
+/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev /tmp /run /var/log /var/run
+/bin/busybox --install -s
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+# Make sure stdin/stdout/stderr are the console (ttyS0) even if the kernel
+# could not open /dev/console for us before devtmpfs was mounted.
+exec </dev/console >/dev/console 2>&1
+
+say() {
+    echo "HVTEST: $*"
+}
+
+TICK=1
+
+# --- kernel command line options -------------------------------------------
+
+# hvtest.tick=<seconds>: interval of the tick lines (default 1, may be a
+# fraction such as 0.5).
+hvtest_opt_tick() {
+    TICK=${1:-1}
+}
+
+# hvtest.ip=<addr/prefix>: configure eth0 with that address and bring it up.
+# Prints "HVTEST: ip <addr/prefix>", or "HVTEST: ip failed <addr/prefix>".
+hvtest_opt_ip() {
+    i=0
+    while [ ! -e /sys/class/net/eth0 ] && [ "$i" -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    ip link set lo up
+    if ip addr add "$1" dev eth0 && ip link set eth0 up; then
+        say "ip $1"
+    else
+        say "ip failed $1"
+    fi
+}
+
+run_cmdline_options() {
+    set -f
+    for word in $(cat /proc/cmdline); do
+        case "$word" in
+            hvtest.*=*) key=${word%%=*}; value=${word#*=} ;;
+            hvtest.*) key=$word; value= ;;
+            *) continue ;;
+        esac
+        key=$(echo "${key#hvtest.}" | tr .- __)
+        if command -v "hvtest_opt_$key" >/dev/null 2>&1; then
+            "hvtest_opt_$key" "$value"
+        else
+            say "unknown option $key"
+        fi
+    done
+    set +f
+}
+
+# --- boot ------------------------------------------------------------------
+
+# /etc/hvtest/modules: "<name> <path below /lib/modules>" per line, already in
+# dependency order (written by guest.py from the kernel's modules.dep).
+load_modules() {
+    while read -r name path; do
+        [ -n "$name" ] || continue
+        insmod "/lib/modules/$path" || say "module $name failed"
+    done </etc/hvtest/modules
+}
+
+# Block devices show up asynchronously after the drivers load: wait until
+# /sys/block has not changed for 0.5 s (at most about 5 s).
+block_devices() {
+    ls /sys/block 2>/dev/null | grep -v -E '^(loop|ram|zram)' | tr '\n' ' '
+}
+
+settle_disks() {
+    prev=$(block_devices)
+    stable=0
+    i=0
+    while [ "$stable" -lt 5 ] && [ "$i" -lt 50 ]; do
+        sleep 0.1
+        cur=$(block_devices)
+        if [ "$cur" = "$prev" ]; then
+            stable=$((stable + 1))
+        else
+            stable=0
+            prev=$cur
+        fi
+        i=$((i + 1))
+    done
+}
+
+load_modules
+say booted
+say "mem $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
+settle_disks
+disks=$(block_devices)
+say "disks ${disks% }"
+run_cmdline_options
+
+# Foreground mode (-d), backgrounded by this shell: the daemonizing form did
+# not react to the power button.
+acpid -d -c /etc/acpi &
+say ready
+
+n=1
+while :; do
+    read -r uptime _ </proc/uptime
+    say "tick $n uptime $uptime"
+    n=$((n + 1))
+    sleep "$TICK"
+done
