@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,13 +73,29 @@ def vm_location(test_root: Path, request: pytest.FixtureRequest) -> Iterator[Pat
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def vm_name(label: str) -> str:
+    """A test VM name: the prefix, a label, and this process's id (so parallel runs don't clash)."""
+    return f"{TEST_PREFIX}{label[:40]}-{os.getpid()}"
+
+
+def _owned_by_this_or_dead_run(name: str) -> bool:
+    """Test VMs of this process, or left behind by a process that is gone."""
+    if not name.startswith(TEST_PREFIX):
+        return False
+    suffix = name.rsplit("-", 1)[-1]
+    if not suffix.isdigit():
+        return False
+    pid = int(suffix)
+    return pid == os.getpid() or not Path(f"/proc/{pid}").exists()
+
+
 def _remove_test_domains(uri: str) -> None:
     import libvirt
 
     conn = libvirt.open(uri)
     try:
         for dom in conn.listAllDomains(0):
-            if not dom.name().startswith(TEST_PREFIX):
+            if not _owned_by_this_or_dead_run(dom.name()):
                 continue
             if dom.isActive():
                 dom.destroy()
@@ -92,7 +109,15 @@ def _remove_test_domains(uri: str) -> None:
 
 @pytest.fixture
 def clean_domains(libvirtd: str) -> Iterator[str]:
-    """Removes every ``hvtest-`` domain before and after the test."""
+    """Removes this run's ``hvtest-...-<pid>`` domains (and stale ones) before and after the test."""
     _remove_test_domains(libvirtd)
     yield libvirtd
     _remove_test_domains(libvirtd)
+
+
+@pytest.fixture(scope="session")
+def test_guest() -> Any:
+    """The bootable test guest (kernel + busybox initramfs), built once and cached."""
+    from tests.support.guest import build_test_guest
+
+    return build_test_guest()

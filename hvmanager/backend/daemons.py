@@ -6,8 +6,14 @@ Debian 12 ships the monolithic ``libvirtd``; newer libvirt may run modular daemo
 
 from __future__ import annotations
 
+import os
 import shutil
 
+import hvmanager
+
+START_SCRIPT = os.path.join(
+    os.path.dirname(os.path.dirname(hvmanager.__file__)), "scripts", "start-daemons.sh"
+)
 MONOLITHIC = ("virtlogd", "libvirtd")
 MODULAR = ("virtlogd", "virtqemud", "virtnetworkd", "virtstoraged", "virtnodedevd")
 
@@ -22,10 +28,11 @@ def daemon_names() -> tuple[str, ...]:
 def start_command() -> str:
     """The command (for a root shell) that starts the daemons."""
     names = daemon_names()
-    starts = " && ".join(f"{{ pgrep -x {n} >/dev/null || {n} -d; }}" for n in names)
-    if shutil.which("systemctl"):
-        return f"systemctl start {' '.join(names[1:])}   (without systemd: {starts})"
-    return starts
+    if os.path.isdir("/run/systemd/system"):
+        return f"systemctl start {' '.join(names[1:])}"
+    if os.path.exists(START_SCRIPT):
+        return START_SCRIPT
+    return " && ".join(f"{{ pgrep -x {n} >/dev/null || {n} -d; }}" for n in names)
 
 
 def connect_hint(uri: str) -> str:

@@ -80,7 +80,6 @@ def make_window(event_loop_qt: qasync.QEventLoop, qtbot: Any, tmp_path: Path) ->
         )
         manager = ServerManager(settings)
         window = MainWindow(manager)
-        qtbot.addWidget(window)
         window.resize(1280, 800)
         window.show()
         manager.start()
@@ -88,8 +87,15 @@ def make_window(event_loop_qt: qasync.QEventLoop, qtbot: Any, tmp_path: Path) ->
         return window
 
     yield _make
-    for window in windows:
-        window.close()
+
+    async def _close_all() -> None:
+        for window in windows:
+            window.close()  # stops the timers and disconnects
+        await settle()
+        for window in windows:
+            window.deleteLater()
+
+    event_loop_qt.run_until_complete(_close_all())
 
 
 @pytest.fixture

@@ -1,0 +1,79 @@
+"""Independent observers for tests with real VMs: virsh, qemu-img, the guest's serial log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import SYSTEM_URI
+
+
+def virsh(*args: str, check: bool = True) -> str:
+    """Run virsh against the system daemon and return its output."""
+    done = subprocess.run(["virsh", "-c", SYSTEM_URI, *args], capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"virsh {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def domstate(name: str) -> str:
+    """``virsh domstate``: "running", "shut off", "paused", ..."""
+    return virsh("domstate", name)
+
+
+def dominfo(name: str) -> dict[str, str]:
+    """``virsh dominfo`` as a dict."""
+    info = {}
+    for line in virsh("dominfo", name).splitlines():
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
+    return info
+
+
+def domain_exists(name: str) -> bool:
+    """Whether ``virsh list --all`` lists the domain."""
+    return name in virsh("list", "--all", "--name").split()
+
+
+def qemu_img_info(path: Path) -> dict[str, Any]:
+    """``qemu-img info`` of an image (shared lock, so it works while the VM runs)."""
+    out = subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(json.loads(out))
+
+
+def serial_text(path: Path) -> str:
+    """Everything the guest wrote on its serial port so far."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def wait_serial(path: Path, marker: str, timeout: float = 90, after: int = 0) -> str:
+    """Wait (blocking) until ``marker`` appears in the serial log after offset ``after``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = serial_text(path)
+        if marker in text[after:]:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(
+        f"'{marker}' not in {path} after {timeout} s; last lines:\n"
+        + "\n".join(serial_text(path).splitlines()[-15:])
+    )
+
+
+def last_tick(text: str) -> int:
+    """The highest ``HVTEST: tick <n>`` counter in a serial log (0 if none)."""
+    ticks = [int(line.split()[2]) for line in text.splitlines() if line.startswith("HVTEST: tick ")]
+    return max(ticks, default=0)
+
+
+def qemu_pid(name: str) -> int:
+    """The process id of a running VM's QEMU."""
+    return int(Path(f"/run/libvirt/qemu/{name}.pid").read_text(encoding="ascii").strip())
