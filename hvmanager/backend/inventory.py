@@ -98,8 +98,12 @@ def vm_config(dom: Any, inactive: bool = False) -> VmConfig:
 
 
 def domain_xml(dom: Any, inactive: bool = True) -> str:
-    """A VM's domain XML (by default the persistent definition, for editing)."""
-    flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+    """A VM's domain XML (by default the persistent definition, for editing).
+
+    It includes secrets (``VIR_DOMAIN_XML_SECURE``): XML defined again without them would drop
+    the VM's console password.
+    """
+    flags = libvirt.VIR_DOMAIN_XML_SECURE | (libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0)
     with libvirt_errors("Reading the configuration of a virtual machine"):
         return str(dom.XMLDesc(flags))
 

@@ -33,6 +33,10 @@ DISK_FORMATS: dict[str, tuple[str, str, int]] = {
     "RAW": ("raw", ".img", 64 * TIB),
 }
 GEN1_BOOT_DISK_MAX = {"vpc": 2040 * GIB}
+
+# Formats a VM can run from. libvirt 9.0 has no "vhdx" disk format ("unknown driver format
+# value 'vhdx'") and reports a VHDX backing file as raw, so VHDX is an interchange format only.
+ATTACHABLE_FORMATS = ("qcow2", "vpc", "raw")
 GEN1_BOOT_DISK_MAX_DEFAULT = 2 * TIB
 
 
@@ -50,6 +54,17 @@ def extension_for(qemu_format: str) -> str:
         if fmt == qemu_format:
             return ext
     return "." + qemu_format
+
+
+def attach_problem(qemu_format: str) -> str | None:
+    """Why a disk of this format can't be attached to a VM, or None."""
+    if qemu_format in ATTACHABLE_FORMATS:
+        return None
+    label = format_for_qemu(qemu_format)
+    return (
+        f"Virtual machines can't use {label} disks directly here (libvirt has no {label} disk "
+        f"format): convert it to QCOW2 first, e.g. qemu-img convert -f {qemu_format} -O qcow2 ..."
+    )
 
 
 def require(problem: str | None) -> None:

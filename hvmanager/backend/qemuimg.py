@@ -55,7 +55,9 @@ def detect_format(path: str | Path) -> str:
 def create_options(qemu_format: str, fixed: bool = False) -> list[str]:
     """The ``-o`` options for a new dynamically expanding (or fixed) disk of a format."""
     if qemu_format == "vpc":
-        return ["-o", "subformat=fixed" if fixed else "subformat=dynamic"]
+        # force_size: the exact size asked for, as Hyper-V does, not one rounded to a CHS geometry.
+        subformat = "fixed" if fixed else "dynamic"
+        return ["-o", f"subformat={subformat},force_size=on"]
     if qemu_format == "vhdx" and fixed:
         return ["-o", "subformat=fixed"]
     if qemu_format in ("qcow2", "raw") and fixed:

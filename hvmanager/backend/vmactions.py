@@ -40,12 +40,12 @@ ALLOWED_STATES: dict[VmAction, frozenset[VmState]] = {
     VmAction.RESUME: frozenset({_S.PAUSED}),
     VmAction.RESET: frozenset({_S.RUNNING, _S.PAUSED}),
     VmAction.DELETE_SAVED_STATE: frozenset({_S.SAVED}),
-    VmAction.RENAME: frozenset({_S.OFF, _S.SAVED}),
+    VmAction.RENAME: frozenset({_S.OFF}),
     VmAction.DELETE: frozenset({_S.OFF, _S.SAVED}),
 }
 
 _WHY_NOT = {
-    VmAction.RENAME: "libvirt renames a virtual machine only while it is off or saved",
+    VmAction.RENAME: "libvirt renames a virtual machine only while it is off, without a saved state",
     VmAction.DELETE: "turn it off first",
     VmAction.SHUT_DOWN: "only a running guest can be asked to shut down",
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hvmanager.backend import limits, paths
+from hvmanager.backend import limits, paths, qemuimg
 from hvmanager.backend.models import (
     ExistingDisk,
     IsoInstall,
@@ -77,6 +77,8 @@ def disk_problem(spec: VmSpec, ctx: HostContext) -> str | None:
         formats = [fmt for fmt, _ext, _max in limits.DISK_FORMATS.values()]
         if disk.format not in formats:
             return f"Unknown disk format '{disk.format}'."
+        if limits.attach_problem(disk.format):
+            return limits.attach_problem(disk.format)
         problem = limits.disk_size_problem(disk.size_gib * limits.GIB, disk.format, spec.generation)
         if problem or not ctx.local:
             return problem
@@ -87,7 +89,8 @@ def disk_problem(spec: VmSpec, ctx: HostContext) -> str | None:
             problem = paths.folder_problem(disk.folder, ctx.qemu_user)
         return problem or paths.new_file_problem(new_disk_path(spec, disk))
     if isinstance(disk, ExistingDisk) and ctx.local:
-        return paths.existing_file_problem(disk.path, ctx.qemu_user)
+        problem = paths.existing_file_problem(disk.path, ctx.qemu_user)
+        return problem or limits.attach_problem(qemuimg.detect_format(disk.path))
     return None
 
 

@@ -111,8 +111,8 @@ def _uptime_shown(window: Any) -> bool:
         ),
         (
             "beta",
-            {VmAction.START, VmAction.DELETE_SAVED_STATE, VmAction.RENAME, VmAction.DELETE},
-            {VmAction.TURN_OFF, VmAction.SAVE, VmAction.PAUSE},
+            {VmAction.START, VmAction.DELETE_SAVED_STATE, VmAction.DELETE},
+            {VmAction.TURN_OFF, VmAction.SAVE, VmAction.PAUSE, VmAction.RENAME},
         ),
         (
             "gamma",

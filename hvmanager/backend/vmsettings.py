@@ -1,0 +1,497 @@
+"""The VM Settings dialog's changes: what may change in which state, and applying them.
+
+``change_problems`` is pure (no libvirt, so the Settings dialog checks every keystroke with it);
+``apply_settings`` checks the same rules against the VM as libvirt sees it, then applies the whole
+change or nothing: a rename first, then the edited persistent XML in one ``defineXML`` call, then
+autostart and, for a running VM, the live notes, metadata and balloon target. When a later step
+fails the earlier ones are undone, so the configuration is never left half-changed.
+
+The rules follow Hyper-V (hyperv-manager.md §5): while a VM runs, startup memory, Dynamic Memory
+on/off and the processor count are fixed; with Dynamic Memory, Minimum RAM may only go down and
+Maximum RAM only up (the new maximum takes effect at the next start: QEMU can't raise the memory
+ceiling of a running guest). A saved VM keeps its hardware too: it resumes from a memory image
+taken with that hardware. The boot order may always change; it is used at the next boot.
+
+libvirt is imported only inside the functions that call it, so the UI layers may use the rules.
+"""
+
+from __future__ import annotations
+
+import copy as copy_module
+import dataclasses
+import logging
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import defusedxml.ElementTree as SafeET
+
+from hvmanager.backend import domxml, limits, vmactions
+from hvmanager.backend.models import (
+    BootDevice,
+    HostInfo,
+    MemoryConfig,
+    StartAction,
+    StopAction,
+    VmConfig,
+    VmState,
+)
+
+log = logging.getLogger(__name__)
+
+START_DELAY_MAX_S = 86400
+MIB_KIB = 1024
+
+# Characters XML 1.0 can't hold (libvirt would refuse the definition).
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+NOTE_BOOT_ORDER = "The boot order takes effect at the next start."
+NOTE_KERNEL_BOOT = (
+    "The boot order is saved, but it is not used while the virtual machine boots a Linux kernel directly."
+)
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """What the user changed in the Settings dialog; ``None`` means unchanged."""
+
+    memory: MemoryConfig | None = None
+    processors: int | None = None
+    boot_order: tuple[BootDevice, ...] | None = None
+    name: str | None = None
+    notes: str | None = None
+    start_action: StartAction | None = None
+    start_delay_s: int | None = None
+    stop_action: StopAction | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing is changed."""
+        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
+
+    def applied_to(self, config: VmConfig) -> VmConfig:
+        """``config`` with this change made."""
+        changed = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+        return dataclasses.replace(config, **changed)
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+
+def generation_of(config: VmConfig) -> int:
+    """The VM's generation; a VM made elsewhere counts as Generation 2 when it boots with UEFI."""
+    if config.generation in limits.PROCESSORS_MAX:
+        return config.generation
+    return 2 if config.firmware == "efi" else 1
+
+
+def hardware_locked(state: VmState) -> bool:
+    """Whether memory and processors are fixed in this state (running, paused, saved, ...)."""
+    return state.is_active or state is VmState.SAVED
+
+
+def _state_words(state: VmState) -> str:
+    return state.value.lower()
+
+
+def rename_problem(name: str, state: VmState) -> str | None:
+    """Why the VM can't be renamed in ``state``, or None."""
+    if state is VmState.SAVED:
+        return (
+            f"Can't rename '{name}' while it is Saved: libvirt can't rename a virtual machine "
+            "that has a saved state. Start it and shut it down, or delete the saved state, first."
+        )
+    return vmactions.state_problem(vmactions.VmAction.RENAME, name, state)
+
+
+def _memory_state_problems(current: MemoryConfig, new: MemoryConfig, state: VmState) -> list[str]:
+    """The rules for changing memory while the VM runs or is saved."""
+    if state is VmState.SAVED:
+        return [
+            "Memory can't be changed while the virtual machine is saved: it resumes with the "
+            "memory it was saved with. Start it and shut it down, or delete the saved state, "
+            "first."
+        ]
+    if not state.is_active:
+        return []
+    words = _state_words(state)
+    problems = []
+    if new.dynamic != current.dynamic:
+        problems.append(
+            f"Dynamic Memory can't be turned {'on' if new.dynamic else 'off'} while the virtual "
+            f"machine is {words}. Shut it down first."
+        )
+    if new.startup_mib != current.startup_mib:
+        problems.append(
+            f"Startup RAM can't be changed while the virtual machine is {words}. Shut it down first."
+        )
+    if new.dynamic and current.dynamic:
+        problems += _dynamic_range_problems(current, new, words)
+    return problems
+
+
+def _dynamic_range_problems(current: MemoryConfig, new: MemoryConfig, words: str) -> list[str]:
+    problems = []
+    old_min = current.minimum_mib or current.startup_mib
+    old_max = current.maximum_mib or current.ceiling_mib
+    if (new.minimum_mib or new.startup_mib) > old_min:
+        problems.append(
+            f"While the virtual machine is {words}, Minimum RAM can only be decreased (it is {old_min} MB)."
+        )
+    if (new.maximum_mib or new.startup_mib) < old_max:
+        problems.append(
+            f"While the virtual machine is {words}, Maximum RAM can only be increased (it is {old_max} MB)."
+        )
+    return problems
+
+
+def _memory_problems(current: VmConfig, state: VmState, new: MemoryConfig, host: HostInfo) -> list[str]:
+    if new == current.memory:
+        return []
+    problem = limits.memory_problem(new, generation_of(current), host.memory_mib)
+    return ([problem] if problem else []) + _memory_state_problems(current.memory, new, state)
+
+
+def _processor_problems(current: VmConfig, state: VmState, count: int, host: HostInfo) -> list[str]:
+    if count == current.processors:
+        return []
+    problems = []
+    problem = limits.processors_problem(count, generation_of(current), host.cpus)
+    if problem:
+        problems.append(problem)
+    if hardware_locked(state):
+        problems.append(
+            "The number of virtual processors can't be changed while the virtual machine is "
+            f"{_state_words(state)}. Shut it down first."
+        )
+    return problems
+
+
+def _boot_order_problems(order: tuple[BootDevice, ...]) -> list[str]:
+    if sorted(d.value for d in order) == sorted(d.value for d in BootDevice):
+        return []
+    names = ", ".join(d.label for d in BootDevice)
+    return [f"The boot order must list each of {names} exactly once."]
+
+
+def _name_problems(current: VmConfig, state: VmState, name: str, others: frozenset[str]) -> list[str]:
+    if name == current.name:
+        return []
+    problems = []
+    problem = limits.vm_name_problem(name, others - {current.name})
+    if problem:
+        problems.append(problem)
+    problem = rename_problem(current.name, state)
+    if problem:
+        problems.append(problem)
+    return problems
+
+
+def _notes_problems(notes: str) -> list[str]:
+    if _XML_INVALID.search(notes):
+        return ["The notes can't contain control characters other than tabs and line breaks."]
+    return []
+
+
+def _start_delay_problems(delay_s: int) -> list[str]:
+    if 0 <= delay_s <= START_DELAY_MAX_S:
+        return []
+    return [f"The startup delay must be between 0 and {START_DELAY_MAX_S} seconds."]
+
+
+def change_problems(
+    current: VmConfig,
+    state: VmState,
+    change: SettingsChange,
+    host: HostInfo,
+    other_names: frozenset[str],
+) -> list[str]:
+    """Every reason why ``change`` can't be applied to a VM in ``state`` (empty when it can).
+
+    ``current`` is the VM's persistent configuration and ``other_names`` the names of the other
+    VMs on the server (the VM's own name is ignored if present).
+    """
+    problems: list[str] = []
+    if change.memory is not None:
+        problems += _memory_problems(current, state, change.memory, host)
+    if change.processors is not None:
+        problems += _processor_problems(current, state, change.processors, host)
+    if change.boot_order is not None:
+        problems += _boot_order_problems(change.boot_order)
+    if change.name is not None:
+        problems += _name_problems(current, state, change.name, other_names)
+    if change.notes is not None:
+        problems += _notes_problems(change.notes)
+    if change.start_delay_s is not None:
+        problems += _start_delay_problems(change.start_delay_s)
+    return problems
+
+
+# --- editing the XML (pure) ---------------------------------------------------------------------
+
+
+def edit_config_xml(xml: str, change: SettingsChange) -> str:
+    """The domain XML with ``change`` made (not the name: libvirt renames separately)."""
+    if change.memory is not None:
+        xml = domxml.edit_memory(xml, change.memory)
+    if change.processors is not None:
+        xml = domxml.edit_processors(xml, change.processors)
+    if change.boot_order is not None:
+        xml = domxml.edit_boot_order(xml, change.boot_order)
+    if change.notes is not None:
+        xml = domxml.edit_notes(xml, change.notes)
+    if _touches_actions(change):
+        xml = _edit_actions(xml, change)
+    return xml
+
+
+def _touches_actions(change: SettingsChange) -> bool:
+    actions = (change.start_action, change.start_delay_s, change.stop_action)
+    return any(value is not None for value in actions)
+
+
+def _edit_actions(xml: str, change: SettingsChange) -> str:
+    """Set the automatic actions, keeping those the change leaves alone."""
+    config = change.applied_to(domxml.parse_domain_xml(xml))
+    return domxml.edit_automatic_actions(xml, config.start_action, config.start_delay_s, config.stop_action)
+
+
+def metadata_element_xml(xml: str) -> str | None:
+    """hvmanager's ``<vm>`` metadata element of a domain XML, ready for ``virDomainSetMetadata``.
+
+    libvirt puts the element into the namespace it is given, so it is written with that namespace
+    as the default one (a prefixed element makes libvirt fail to declare the prefix again).
+    """
+    root = SafeET.fromstring(xml)
+    element = root.find(f"metadata/{{{domxml.METADATA_NS}}}vm")
+    if element is None:
+        return None
+    copy = copy_module.deepcopy(element)
+    prefix = f"{{{domxml.METADATA_NS}}}"
+    for node in copy.iter():
+        node.tag = node.tag.removeprefix(prefix)
+    copy.set("xmlns", domxml.METADATA_NS)  # ElementTree's default_namespace refuses attributes
+    return ET.tostring(copy, encoding="unicode")
+
+
+def live_metadata_xml(live_xml: str, change: SettingsChange) -> str | None:
+    """The running VM's metadata element with the memory range and automatic actions changed.
+
+    Only the metadata element is taken from the edited XML: the live memory ceiling stays as QEMU
+    has it.
+    """
+    if change.memory is None and not _touches_actions(change):
+        return None
+    metadata_only = SettingsChange(
+        memory=change.memory,
+        start_action=change.start_action,
+        start_delay_s=change.start_delay_s,
+        stop_action=change.stop_action,
+    )
+    return metadata_element_xml(edit_config_xml(live_xml, metadata_only))
+
+
+# --- notes for the user -------------------------------------------------------------------------
+
+
+def apply_notes(current: VmConfig, state: VmState, change: SettingsChange) -> list[str]:
+    """What the user should know after ``change`` was applied (when it takes effect)."""
+    notes = []
+    if change.boot_order is not None and change.boot_order != current.boot_order:
+        if current.kernel_boot is not None:
+            notes.append(NOTE_KERNEL_BOOT)
+        elif state is not VmState.OFF:
+            notes.append(NOTE_BOOT_ORDER)
+    memory = change.memory
+    if memory is not None and state.is_active and memory.ceiling_mib > current.memory.ceiling_mib:
+        notes.append(
+            f"The new Maximum RAM ({memory.ceiling_mib} MB) takes effect at the next start: QEMU "
+            "can't raise the memory ceiling of a running virtual machine."
+        )
+    return notes
+
+
+def balloon_target_kib(memory: MemoryConfig, live_max_kib: int, current_kib: int) -> int | None:
+    """Where to move a running VM's memory so it lies in the Dynamic Memory range, or None."""
+    if not memory.dynamic:
+        return None
+    low = (memory.minimum_mib or memory.startup_mib) * MIB_KIB
+    high = min((memory.maximum_mib or memory.startup_mib) * MIB_KIB, live_max_kib)
+    if current_kib < low:
+        return min(low, live_max_kib)
+    if current_kib > high:
+        return high
+    return None
+
+
+# --- applying (libvirt) -------------------------------------------------------------------------
+
+
+class _Undo:
+    """Steps that undo what was applied so far, run in reverse order when a later step fails."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, Callable[[], object]]] = []
+
+    def push(self, what: str, step: Callable[[], object]) -> None:
+        self._steps.append((what, step))
+
+    def run(self) -> None:
+        for what, step in reversed(self._steps):
+            try:
+                step()
+            except Exception:  # undo is best effort; the caller raises the first error
+                log.exception("undoing a settings change failed: %s", what)
+
+
+def editable_xml(dom: Any) -> str:
+    """The persistent domain XML including secrets (a VNC password must survive a redefine)."""
+    import libvirt
+
+    from hvmanager.backend.connection import libvirt_errors
+
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+    with libvirt_errors("Reading the configuration of a virtual machine"):
+        return str(dom.XMLDesc(flags))
+
+
+def apply_settings(conn: Any, dom: Any, change: SettingsChange, host: HostInfo) -> list[str]:
+    """Apply ``change`` to the VM (blocking); returns notes for the user.
+
+    Raises ``ValidationError`` when a rule forbids the change (nothing is touched), and
+    ``HvError`` when libvirt fails (what was applied so far is undone first).
+    """
+    from hvmanager.backend import inventory
+    from hvmanager.backend.errors import ValidationError
+
+    info = inventory.vm_info(dom)
+    if not info.persistent:
+        raise ValidationError(
+            f"'{info.name}' is a transient virtual machine: libvirt keeps no configuration "
+            "for it, so its settings can't be changed."
+        )
+    original = editable_xml(dom)
+    current = domxml.parse_domain_xml(original)
+    problems = change_problems(current, info.state, change, host, inventory.vm_names(conn))
+    if problems:
+        raise ValidationError(" ".join(problems))
+    undo = _Undo()
+    try:
+        _rename(conn, dom, change, current, undo)
+        _define(conn, dom, change, original, undo)
+        _set_autostart(dom, change, undo)
+        moved = _update_live(dom, change, undo) if info.state.is_active else []
+    except Exception:
+        undo.run()
+        raise
+    return apply_notes(current, info.state, change) + moved
+
+
+def _rename(conn: Any, dom: Any, change: SettingsChange, current: VmConfig, undo: _Undo) -> None:
+    from hvmanager.backend import operations
+
+    if change.name is None or change.name == current.name:
+        return
+    operations.rename(conn, dom, change.name)
+    undo.push("rename", lambda: dom.rename(current.name, 0))
+
+
+def _define(conn: Any, dom: Any, change: SettingsChange, original: str, undo: _Undo) -> None:
+    """Define the whole edited configuration in one call (read again: a rename changed it)."""
+    from hvmanager.backend.connection import libvirt_errors
+
+    fresh = editable_xml(dom)
+    edited = edit_config_xml(fresh, change)
+    if edited is fresh:
+        return
+    with libvirt_errors(f"Saving the settings of '{dom.name()}'"):
+        conn.defineXML(edited)
+    undo.push("definition", lambda: conn.defineXML(_with_name(original, dom.name())))
+
+
+def _with_name(xml: str, name: str) -> str:
+    root = SafeET.fromstring(xml)
+    element = root.find("name")
+    if element is not None:
+        element.text = name
+    return ET.tostring(root, encoding="unicode")
+
+
+def _set_autostart(dom: Any, change: SettingsChange, undo: _Undo) -> None:
+    """Automatic Start Action "Start" is libvirt's autostart; the other actions clear it."""
+    from hvmanager.backend.connection import libvirt_errors
+
+    if change.start_action is None:
+        return
+    wanted = 1 if change.start_action is StartAction.START else 0
+    with libvirt_errors(f"Setting the automatic start of '{dom.name()}'"):
+        before = int(dom.autostart())
+        if before == wanted:
+            return
+        dom.setAutostart(wanted)
+    undo.push("autostart", lambda: dom.setAutostart(before))
+
+
+def _update_live(dom: Any, change: SettingsChange, undo: _Undo) -> list[str]:
+    """Mirror notes and metadata into the running VM (the details pane reads the live XML), and
+    keep its memory inside the Dynamic Memory range; returns a note when the memory moved."""
+    from hvmanager.backend.connection import libvirt_errors
+
+    with libvirt_errors(f"Updating the running '{dom.name()}'"):
+        live_xml = str(dom.XMLDesc(0))
+        if change.notes is not None:
+            _set_live_notes(dom, change.notes)
+            old_notes = domxml.parse_domain_xml(live_xml).notes
+            undo.push("live notes", lambda: _set_live_notes(dom, old_notes))
+        element = live_metadata_xml(live_xml, change)
+        old_element = metadata_element_xml(live_xml)
+        if element is not None and element != old_element:
+            _set_live_metadata(dom, element)
+            if old_element is not None:
+                undo.push("live metadata", lambda: _set_live_metadata(dom, old_element))
+        return _fit_balloon(dom, change.memory) if change.memory is not None else []
+
+
+def _set_live_notes(dom: Any, notes: str) -> None:
+    import libvirt
+
+    dom.setMetadata(
+        libvirt.VIR_DOMAIN_METADATA_DESCRIPTION,
+        notes or None,
+        None,
+        None,
+        libvirt.VIR_DOMAIN_AFFECT_LIVE,
+    )
+
+
+def _set_live_metadata(dom: Any, element: str) -> None:
+    import libvirt
+
+    dom.setMetadata(
+        libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+        element,
+        domxml.METADATA_PREFIX,
+        domxml.METADATA_NS,
+        libvirt.VIR_DOMAIN_AFFECT_LIVE,
+    )
+
+
+def _fit_balloon(dom: Any, memory: MemoryConfig) -> list[str]:
+    """Move the running VM's memory into the new Dynamic Memory range when it lies outside."""
+    import libvirt
+
+    _state, live_max_kib, current_kib, *_rest = dom.info()
+    target = balloon_target_kib(memory, int(live_max_kib), int(current_kib))
+    if target is None:
+        return []
+    dom.setMemoryFlags(target, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    return [
+        f"The memory of the running virtual machine was moved to {target // MIB_KIB} MB to lie "
+        "within the new range."
+    ]

@@ -1,0 +1,274 @@
+"""The New Virtual Machine Wizard, page for page as in Hyper-V Manager.
+
+``NewVmWizard`` collects a ``VmSpec``: name and location, generation, memory, network, hard disk
+and installation options. Every page checks its fields with the ``vmspec`` check the backend runs
+again before creating the VM, shows the problem in red and keeps Next disabled until it is fixed.
+Finish is offered on every page as soon as the whole spec is valid (``vmspec.spec_problems``), as
+Hyper-V lets you finish early with default values. The list of page titles on the left jumps to
+any page up to the furthest one reachable with valid pages in between.
+
+The wizard only builds the spec: on Finish it emits ``spec_accepted(VmSpec)`` and the caller
+creates the VM off the GUI thread. No libvirt here; the checks only stat files and folders.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QListWidget,
+    QListWidgetItem,
+    QStyle,
+    QWidget,
+    QWizard,
+)
+
+from hvmanager.backend import limits, paths, vmspec
+from hvmanager.backend.models import (
+    ExistingDisk,
+    InstallChoice,
+    IsoInstall,
+    KernelBoot,
+    MemoryConfig,
+    NetworkInstall,
+    NewDisk,
+    VmSpec,
+)
+from hvmanager.backend.settings import AppSettings
+from hvmanager.backend.vmspec import HostContext
+from hvmanager.ui.new_vm_wizard_pages import (
+    NOT_CONNECTED,
+    BeforeYouBeginPage,
+    DiskPage,
+    FileDialogs,
+    GenerationPage,
+    InstallPage,
+    MemoryPage,
+    NameLocationPage,
+    NetworkPage,
+    PageId,
+    SummaryPage,
+    WizardPage,
+)
+
+__all__ = ["FileDialogs", "NewVmWizard", "PageId", "summary_lines", "summary_text"]
+
+WIZARD_SIZE = (720, 540)
+SIDE_PANEL_WIDTH = 170
+
+
+def _memory_text(memory: MemoryConfig) -> str:
+    text = f"{memory.startup_mib} MB"
+    if memory.dynamic:
+        text += f" (Dynamic Memory: {memory.minimum_mib} MB to {memory.maximum_mib} MB)"
+    return text
+
+
+def _disk_text(spec: VmSpec) -> str:
+    disk = spec.disk
+    if isinstance(disk, NewDisk):
+        size = limits.human_size(disk.size_gib * limits.GIB)
+        label = limits.format_for_qemu(disk.format)
+        return f"{vmspec.new_disk_path(spec, disk)} ({label}, dynamically expanding, {size})"
+    if isinstance(disk, ExistingDisk):
+        return disk.path
+    return "None (attach a virtual hard disk later)"
+
+
+def _install_text(install: InstallChoice) -> str:
+    if isinstance(install, IsoInstall):
+        return f"Will be installed from {install.path}"
+    if isinstance(install, NetworkInstall):
+        return "Will be installed from a network-based installation server"
+    if isinstance(install, KernelBoot):
+        text = f"Boots the Linux kernel {install.kernel}"
+        if install.initrd:
+            text += f" with the initial ramdisk {install.initrd}"
+        if install.cmdline:
+            text += f"; command line: {install.cmdline}"
+        return text
+    return "Will be installed at a later time"
+
+
+def summary_lines(spec: VmSpec) -> list[tuple[str, str]]:
+    """The Summary page's rows (description, value), in Hyper-V's order."""
+    return [
+        ("Name", spec.name),
+        ("Generation", f"Generation {spec.generation}"),
+        ("Memory", _memory_text(spec.memory)),
+        ("Network", spec.network or NOT_CONNECTED),
+        ("Hard Disk", _disk_text(spec)),
+        ("Operating System", _install_text(spec.install)),
+        ("Location", f"{paths.vm_folders(spec.location, spec.name).root}/"),
+    ]
+
+
+def summary_text(spec: VmSpec) -> str:
+    """The Summary page's text: one ``Description:<tab>value`` line per row (copyable)."""
+    return "\n".join(f"{label}:\t{value}" for label, value in summary_lines(spec))
+
+
+class NewVmWizard(QWizard):
+    """Hyper-V's New Virtual Machine Wizard; emits ``spec_accepted(VmSpec)`` on Finish."""
+
+    spec_accepted = Signal(object)
+
+    def __init__(self, ctx: HostContext, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._ctx = ctx
+        self._refreshing = False
+        self.setWindowTitle("New Virtual Machine Wizard")
+        self.setObjectName("newVmWizard")
+        self._setup_appearance()
+        self.before_page = BeforeYouBeginPage(self.spec, ctx)
+        self.name_page = NameLocationPage(self.spec, ctx, settings.vm_folder)
+        self.generation_page = GenerationPage(self.spec, ctx)
+        self.memory_page = MemoryPage(self.spec, ctx)
+        self.network_page = NetworkPage(self.spec, ctx)
+        self.disk_page = DiskPage(self.spec, ctx)
+        self.install_page = InstallPage(self.spec, ctx)
+        self.summary_page = SummaryPage(self.spec, ctx)
+        for page_id, page in zip(PageId, self._pages(), strict=True):
+            first, *rest = page_id.name.lower().split("_")
+            page.setObjectName(first + "".join(word.title() for word in rest) + "Page")
+            self.setPage(page_id, page)
+            page.changed.connect(self._refresh)
+        self.page_list = self._build_page_list()
+        self.setSideWidget(self.page_list)
+        self.currentIdChanged.connect(self._refresh)
+        self.resize(*WIZARD_SIZE)
+        self._refresh()
+
+    def _pages(self) -> tuple[WizardPage, ...]:
+        return (
+            self.before_page,
+            self.name_page,
+            self.generation_page,
+            self.memory_page,
+            self.network_page,
+            self.disk_page,
+            self.install_page,
+            self.summary_page,
+        )
+
+    def _setup_appearance(self) -> None:
+        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
+        self.setOption(QWizard.WizardOption.HaveFinishButtonOnEarlyPages, True)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, False)
+        self.setButtonText(QWizard.WizardButton.BackButton, "< &Previous")
+        self.setButtonText(QWizard.WizardButton.NextButton, "&Next >")
+        self.setButtonText(QWizard.WizardButton.FinishButton, "&Finish")
+        self.setButtonText(QWizard.WizardButton.CancelButton, "Cancel")
+        icon = self.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon)
+        self.setPixmap(QWizard.WizardPixmap.LogoPixmap, icon.pixmap(48, 48))
+
+    def _build_page_list(self) -> QListWidget:
+        page_list = QListWidget()
+        page_list.setObjectName("pageList")
+        page_list.setFrameShape(QFrame.Shape.NoFrame)
+        page_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        page_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        page_list.setSpacing(2)
+        titles = [page.title() for page in self._pages()[:-1]] + ["Summary"]
+        for title in titles:
+            page_list.addItem(QListWidgetItem(title))
+        bold = QFont(page_list.font())
+        bold.setBold(True)
+        widest = max(QFontMetrics(bold).horizontalAdvance(title) for title in titles)
+        page_list.setFixedWidth(max(SIDE_PANEL_WIDTH, widest + 24))
+        page_list.itemClicked.connect(self._page_item_clicked)
+        return page_list
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def spec(self) -> VmSpec:
+        """The VM described by every field of the wizard (not necessarily valid)."""
+        return VmSpec(
+            name=self.name_page.name(),
+            location=self.name_page.location(),
+            generation=self.generation_page.generation(),
+            memory=self.memory_page.memory(),
+            network=self.network_page.network(),
+            disk=self.disk_page.disk(),
+            install=self.install_page.install(),
+        )
+
+    def problems(self) -> list[str]:
+        """Everything that keeps Finish disabled (``vmspec.spec_problems`` of ``spec()``)."""
+        return vmspec.spec_problems(self.spec(), self._ctx)
+
+    def furthest_reachable(self) -> PageId:
+        """The last page the page list can jump to: every page before it is valid."""
+        for page_id, page in zip(PageId, self._pages(), strict=True):
+            if not page.isComplete():
+                return page_id
+        return PageId.SUMMARY
+
+    def jump_to(self, page_id: int) -> bool:
+        """Go to a page through Next/Back (so pages initialise as usual); False if out of reach."""
+        if page_id > self.furthest_reachable():
+            return False
+        while self.currentId() < page_id:
+            before = self.currentId()
+            self.next()
+            if self.currentId() == before:
+                break
+        while self.currentId() > page_id:
+            self.back()
+        return self.currentId() == page_id
+
+    def accept(self) -> None:
+        """Finish: hand the spec over, unless it is invalid (then stay and show why)."""
+        spec = self.spec()
+        if vmspec.spec_problems(spec, self._ctx):
+            self._refresh()
+            return
+        self.spec_accepted.emit(spec)
+        super().accept()
+
+    # --- keeping pages in step ----------------------------------------------------------------
+
+    def _refresh(self, *_args: object) -> None:
+        if self._refreshing:
+            return
+        self._refreshing = True
+        try:
+            self._propagate()
+            spec = self.spec()
+            spec_ok = not vmspec.spec_problems(spec, self._ctx)
+            current = self.currentPage()
+            for page in self._pages():
+                page.refresh(spec, spec_ok, page is current)
+            self.summary_page.set_summary(summary_text(spec))
+            self._update_page_list()
+        finally:
+            self._refreshing = False
+
+    def _propagate(self) -> None:
+        """Fields that follow other pages: disk name and folder, memory limit, network install."""
+        generation = self.generation_page.generation()
+        self.memory_page.set_generation(generation)
+        self.disk_page.set_generation(generation)
+        self.disk_page.follow_vm(self.name_page.name(), self.name_page.location())
+        self.install_page.set_network(self.network_page.network())
+
+    def _update_page_list(self) -> None:
+        reachable = self.furthest_reachable()
+        current = self.currentId()
+        for row in range(self.page_list.count()):
+            item = self.page_list.item(row)
+            font = item.font()
+            font.setBold(row == current)
+            item.setFont(font)
+            flags = Qt.ItemFlag.ItemIsSelectable
+            if row <= reachable:
+                flags |= Qt.ItemFlag.ItemIsEnabled
+            item.setFlags(flags)
+        if current >= 0:
+            self.page_list.setCurrentRow(current)
+
+    def _page_item_clicked(self, item: QListWidgetItem) -> None:
+        self.jump_to(self.page_list.row(item))
+        self._update_page_list()
