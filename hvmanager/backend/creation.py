@@ -92,8 +92,8 @@ def _disk_plans(spec: VmSpec, undo: _Undo) -> tuple[DiskPlan, ...]:
     plans = []
     if isinstance(spec.disk, NewDisk):
         path = Path(vmspec.new_disk_path(spec, spec.disk))
-        if not path.parent.exists():
-            undo.make_folders((path.parent,))
+        missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+        undo.make_folders(tuple(reversed(missing)))
         qemuimg.create_disk(path, spec.disk.format, spec.disk.size_gib * GIB)
         undo.files.append(path)
         plans.append(DiskPlan(str(path), spec.disk.format))
@@ -105,16 +105,26 @@ def _disk_plans(spec: VmSpec, undo: _Undo) -> tuple[DiskPlan, ...]:
 
 
 def create_vm(server: Server, spec: VmSpec, decision: AccelDecision) -> str:
-    """Create the VM described by ``spec``; returns its UUID. Nothing is left behind on failure."""
+    """Create the VM described by ``spec``; returns its UUID. Nothing is left behind on failure.
+
+    On a remote server the VM's files are that server's: nothing is created on this machine, so
+    a new disk can't be made (attach an existing one) and there is no serial log file.
+    """
     ctx = host_context(server)
     problems = vmspec.spec_problems(spec, ctx)
+    if not server.local and isinstance(spec.disk, NewDisk):
+        problems.append(
+            "New disks can only be created on this machine's hypervisor; on a remote "
+            "server, attach an existing disk of that server."
+        )
     if problems:
         raise ValidationError(problems[0])
     folders = paths.vm_folders(spec.location, spec.name)
     undo = _Undo()
     try:
-        Path(spec.location).mkdir(parents=True, exist_ok=True)
-        undo.make_folders(folders.all())
+        if server.local:
+            Path(spec.location).mkdir(parents=True, exist_ok=True)
+            undo.make_folders(folders.all())
         plan = DomainPlan(
             name=spec.name,
             domain_type=decision.domain_type,
@@ -128,7 +138,7 @@ def create_vm(server: Server, spec: VmSpec, decision: AccelDecision) -> str:
             boot_order=_boot_order(spec),
             kernel_boot=spec.install if isinstance(spec.install, KernelBoot) else None,
             notes=spec.notes,
-            serial_log=str(folders.serial_log),
+            serial_log=str(folders.serial_log) if server.local else None,
         )
         with libvirt_errors(f"Creating '{spec.name}'"):
             dom: Any = server.conn.defineXML(build_domain_xml(plan))

@@ -163,8 +163,16 @@ def _undefine_flags(dom: Any, config: VmConfig) -> int:
     return int(flags)
 
 
-def delete(conn: Any, dom: Any, delete_disks: bool = False) -> DeleteReport:
-    """Remove the VM; with ``delete_disks`` also its disk files that no other VM uses."""
+def delete(conn: Any, dom: Any, delete_disks: bool = False, local: bool = True) -> DeleteReport:
+    """Remove the VM; with ``delete_disks`` also its disk files that no other VM uses.
+
+    ``local`` says whether the server is this machine: only then are its files ours to delete.
+    """
+    if delete_disks and not local:
+        raise ValidationError(
+            "The disk files of a remote server's VMs are not on this machine, so they can't be deleted here.",
+            "Delete the virtual machine and keep its disks, then remove them on that server.",
+        )
     _require_state(dom, VmAction.DELETE)
     config = parse_domain_xml(domain_xml(dom))
     report = DeleteReport()
@@ -183,7 +191,8 @@ def delete(conn: Any, dom: Any, delete_disks: bool = False) -> DeleteReport:
             report.kept[path] = "it was already gone"
         except OSError as exc:
             report.kept[path] = exc.strerror or str(exc)
-    _remove_empty_vm_folders(config)
+    if local:
+        _remove_empty_vm_folders(config)
     return report
 
 

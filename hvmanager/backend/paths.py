@@ -13,6 +13,7 @@ import os
 import pwd
 import stat
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 MACHINES = "Virtual Machines"
@@ -64,8 +65,10 @@ def nearest_existing(path: Path) -> Path:
     return current
 
 
-def _user_groups(entry: pwd.struct_passwd) -> set[int]:
-    return {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if entry.pw_name in g.gr_mem}
+@lru_cache(maxsize=8)
+def _user_groups(user: str, primary_gid: int) -> frozenset[int]:
+    """The groups of a user (cached: the wizard checks folders on every keystroke)."""
+    return frozenset({primary_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem})
 
 
 def user_can_traverse(path: Path, user: str) -> bool:
@@ -76,7 +79,7 @@ def user_can_traverse(path: Path, user: str) -> bool:
         return True  # unknown user: nothing to check against
     if entry.pw_uid == 0:
         return True
-    groups = _user_groups(entry)
+    groups = _user_groups(entry.pw_name, entry.pw_gid)
     current = nearest_existing(path)
     for folder in (current, *current.parents):
         try:

@@ -191,6 +191,7 @@ class ServerController(QObject):
     def close(self) -> None:
         """Stop timers and disconnect (used when the server is removed or the app quits)."""
         self._closing = True
+        self._events.blockSignals(True)
         for timer in (self._stats_timer, self._retry_timer, self._flush_timer):
             timer.stop()
         self.server.close()
@@ -214,11 +215,15 @@ class ServerController(QObject):
 
     def connection_closed(self, reason: str) -> None:
         """The daemon went away: say so and try again."""
+        if self._closing:
+            return
         self._stats_timer.stop()
         self._set_connection(ConnectionState.DISCONNECTED, f"The connection was lost ({reason}).")
         self._schedule_retry()
 
     def _mark_dirty(self, uuid: str) -> None:
+        if self._closing:
+            return  # events still queued when the server was removed or the app quit
         self._dirty.add(uuid)
         if not self._flush_timer.isActive():
             self._flush_timer.start(0)
@@ -417,13 +422,13 @@ class ServerController(QObject):
 
     async def delete(self, uuid: str, delete_disks: bool) -> operations.DeleteReport | None:
         """Delete the VM (and optionally its disks); returns what was deleted and kept."""
-        conn = self.server.conn
+        conn, local = self.server.conn, self.server.local
         result: list[operations.DeleteReport] = []
         ok = await self.run_action(
             uuid,
             "Delete",
             "Deleting",
-            lambda dom: result.append(operations.delete(conn, dom, delete_disks)),
+            lambda dom: result.append(operations.delete(conn, dom, delete_disks, local)),
         )
         return result[0] if ok and result else None
 

@@ -19,14 +19,15 @@ class StallWatchdog(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.longest_stall_ms = 0.0
+        self.longest_at = 0.0  # monotonic time at which the longest stall ended
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self._tick)
         self._last = 0.0
 
     def start(self) -> None:
-        """Begin measuring."""
-        self._last = time.monotonic()
+        """Begin measuring (from the first time the loop runs the timer)."""
+        self._last = 0.0
         self._timer.start(PERIOD_MS)
 
     def stop(self) -> None:
@@ -35,6 +36,11 @@ class StallWatchdog(QObject):
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if not self._last:
+            self._last = now
+            return
         stall = (now - self._last) * 1000 - PERIOD_MS
-        self.longest_stall_ms = max(self.longest_stall_ms, stall)
+        if stall > self.longest_stall_ms:
+            self.longest_stall_ms = stall
+            self.longest_at = now
         self._last = now

@@ -1,0 +1,133 @@
+"""How ``hvctl`` shows things: ``Format-Table``-like tables, TimeSpan uptimes, JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from hvmanager.backend.models import VmConfig, VmInfo, VmStats
+
+GET_VM_HEADERS = ("Name", "State", "CPUUsage(%)", "MemoryAssigned(M)", "Uptime", "Status")
+STATUS_NORMAL = "Operating normally"
+
+
+def format_uptime(seconds: float | None) -> str:
+    """A duration as PowerShell prints a TimeSpan, whole seconds: ``00:05:12``, ``1.02:03:04``."""
+    total = int(seconds) if seconds and seconds > 0 else 0
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}.{clock}" if days else clock
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns with a dashed underline under each header, as ``Format-Table`` does.
+
+    Columns are separated by one space; trailing spaces are stripped. Returns the text without a
+    final newline (empty when there are no rows: PowerShell prints nothing for no objects).
+    """
+    if not rows:
+        return ""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        return " ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    underline = ["-" * len(h) for h in headers]
+    return "\n".join([line(headers), line(underline), *(line(r) for r in cells)])
+
+
+def format_list(pairs: Sequence[tuple[str, object]]) -> str:
+    """``Name : value`` lines with aligned colons, as ``Format-List`` does."""
+    width = max((len(k) for k, _v in pairs), default=0)
+    return "\n".join(f"{k.ljust(width)} : {'' if v is None else v}".rstrip() for k, v in pairs)
+
+
+def status_text(info: VmInfo) -> str:
+    """The Status column: what is going on, or "Operating normally"."""
+    return info.reason or STATUS_NORMAL
+
+
+def vm_record(
+    info: VmInfo,
+    stats: VmStats | None,
+    config: VmConfig | None,
+    assigned_fallback_mib: int | None = None,
+) -> dict[str, Any]:
+    """One VM as ``get-vm --json`` prints it.
+
+    ``cpu_usage`` is a whole percentage of the host's processor time (None while running when it
+    is not measurable, e.g. on the test driver); memory and uptime are 0 for a VM that is not
+    running, as in Hyper-V.
+    """
+    active = info.state.is_active
+    cpu = stats.cpu_percent if stats is not None else None
+    assigned = stats.assigned_mib if stats is not None else None
+    if assigned is None:
+        assigned = assigned_fallback_mib
+    uptime = stats.uptime_s if stats is not None else None
+    record: dict[str, Any] = {
+        "name": info.name,
+        "uuid": info.uuid,
+        "state": info.state.value,
+        "cpu_usage": (round(cpu) if cpu is not None else None) if active else 0,
+        "memory_assigned_mib": (assigned or 0) if active else 0,
+        "uptime_s": int(uptime or 0) if active else 0,
+        "status": status_text(info),
+        "has_saved_state": info.has_saved_state,
+    }
+    if config is not None:
+        memory = config.memory
+        record.update(
+            generation=config.generation,
+            processors=config.processors,
+            memory_startup_mib=memory.startup_mib,
+            dynamic_memory=memory.dynamic,
+            memory_minimum_mib=memory.minimum_mib if memory.dynamic else None,
+            memory_maximum_mib=memory.maximum_mib if memory.dynamic else None,
+            notes=config.notes,
+            path=config.folder,
+            hard_drives=[d.path for d in config.hard_disks],
+            dvd_drives=[d.path for d in config.disks if d.device == "cdrom"],
+            network_adapters=[{"switch": n.connected_to, "mac": n.mac} for n in config.nics],
+            kernel=config.kernel_boot.kernel if config.kernel_boot else None,
+        )
+    return record
+
+
+def vm_row(record: dict[str, Any]) -> list[object]:
+    """A ``get-vm`` table row from a record made by ``vm_record``."""
+    return [
+        record["name"],
+        record["state"],
+        record["cpu_usage"] or 0,
+        record["memory_assigned_mib"],
+        format_uptime(record["uptime_s"]),
+        record["status"],
+    ]
+
+
+def vm_table(records: Sequence[dict[str, Any]]) -> str:
+    """The ``get-vm`` table."""
+    return format_table(GET_VM_HEADERS, [vm_row(r) for r in records])
+
+
+def write_json(out: TextIO, value: object) -> None:
+    """Pretty, stable JSON followed by a newline."""
+    json.dump(value, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def write_text(out: TextIO, text: str) -> None:
+    """Text followed by a newline; nothing at all for empty text."""
+    if text:
+        out.write(text + "\n")
+
+
+def error_text(message: str, hint: str = "") -> str:
+    """``hvctl: error: <message>`` and, when there is one, ``hvctl: hint: <hint>`` below it."""
+    text = f"hvctl: error: {message}"
+    return f"{text}\nhvctl: hint: {hint}" if hint else text
