@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from hvmanager.backend import formatting
 from hvmanager.backend.models import VmConfig, VmInfo, VmStats
 
 GET_VM_HEADERS = ("Name", "State", "CPUUsage(%)", "MemoryAssigned(M)", "Uptime", "Status")
@@ -13,13 +14,8 @@ STATUS_NORMAL = "Operating normally"
 
 
 def format_uptime(seconds: float | None) -> str:
-    """A duration as PowerShell prints a TimeSpan, whole seconds: ``00:05:12``, ``1.02:03:04``."""
-    total = int(seconds) if seconds and seconds > 0 else 0
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{days}.{clock}" if days else clock
+    """Uptime as a PowerShell TimeSpan; an off VM shows ``00:00:00`` as Get-VM does."""
+    return formatting.format_uptime(seconds or 0)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from hvmanager.backend.models import NicConfig, VmConfig, VmState, VmStats
-from hvmanager.views.formatting import format_created, format_memory
+from hvmanager.backend.formatting import format_created, format_memory
 
 THUMBNAIL_SIZE = (176, 132)
 _NETWORK_HEADERS = ["Adapter", "Connected To", "MAC Address", "IP Addresses", "Status"]

@@ -1,4 +1,7 @@
-"""How figures read in the VM list and the details pane (Hyper-V Manager's formats)."""
+"""How figures read in the VM list, the details pane and ``hvctl`` (Hyper-V's formats).
+
+Pure functions, shared by the views and the command-line tool.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,11 @@ def format_memory(mib: int | None) -> str:
 
 
 def format_uptime(seconds: float | None) -> str:
-    """Uptime as ``hh:mm:ss``, with days in front (``1.02:03:04``); blank when off."""
+    """Uptime as ``hh:mm:ss``, with days in front (``1.02:03:04``), as a PowerShell TimeSpan;
+    blank when unknown (the VM is off)."""
     if seconds is None:
         return ""
-    total = int(seconds)
+    total = max(0, int(seconds))
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
