@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hvmanager.backend.models import NicConfig, VmConfig, VmState, VmStats
 from hvmanager.backend.formatting import format_created, format_memory
+from hvmanager.backend.models import NicConfig, VmConfig, VmState, VmStats
 
 THUMBNAIL_SIZE = (176, 132)
 _NETWORK_HEADERS = ["Adapter", "Connected To", "MAC Address", "IP Addresses", "Status"]

@@ -13,8 +13,8 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-from hvmanager.backend.models import VmInfo, VmState, VmStats
 from hvmanager.backend.formatting import format_cpu, format_memory, format_uptime
+from hvmanager.backend.models import VmInfo, VmState, VmStats
 
 Index = QModelIndex | QPersistentModelIndex
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import libvirt
 
-from hvmanager.backend.stats import StatsSampler, process_start_time
 from hvmanager.backend.formatting import format_cpu, format_memory, format_uptime
+from hvmanager.backend.stats import StatsSampler, process_start_time
 
 
 @dataclass
