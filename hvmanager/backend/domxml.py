@@ -248,6 +248,7 @@ def parse_domain_xml(xml: str) -> VmConfig:
         start_action=_parse_enum(meta, "start", StartAction, StartAction.NOTHING),
         start_delay_s=int(_meta_attr(meta, "start", "delay") or 0),
         stop_action=_parse_enum(meta, "stop", StopAction, StopAction.SAVE),
+        running_at_host_stop=_meta_attr(meta, "host", "running_at_stop") == "yes",
         folder=_meta_text(meta, "folder") or None,
         accel_mode=_meta_text(meta, "accel") or "auto",
         serial_log=_serial_log(root),
@@ -468,6 +469,17 @@ def edit_automatic_actions(xml: str, start: StartAction, delay_s: int, stop: Sto
             vm.remove(old)
     _sub(vm, _hv("start"), action=start.value, delay=str(delay_s))
     _sub(vm, _hv("stop"), action=stop.value)
+    return ET.tostring(root, encoding="unicode")
+
+
+def edit_running_at_host_stop(xml: str, running: bool) -> str:
+    """Remember whether the VM was running when the host stopped (for "start if it was running")."""
+    root = SafeET.fromstring(xml)
+    vm = _metadata_vm(root)
+    for old in vm.findall(_hv("host")):
+        vm.remove(old)
+    if running:
+        _sub(vm, _hv("host"), running_at_stop="yes")
     return ET.tostring(root, encoding="unicode")
 
 

@@ -135,6 +135,7 @@ class VmConfig:
     start_action: StartAction = StartAction.NOTHING
     start_delay_s: int = 0
     stop_action: StopAction = StopAction.SAVE
+    running_at_host_stop: bool = False
     folder: str | None = None
     accel_mode: str = "auto"
     serial_log: str | None = None

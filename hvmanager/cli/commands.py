@@ -7,6 +7,7 @@ the exit code is 1 when anything failed. Backend failures arrive as ``HvError`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import os
 import re
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 
 import libvirt
 
-from hvmanager.backend import creation, inventory, operations
+from hvmanager.backend import creation, hostpower, inventory, operations
 from hvmanager.backend.accel import AccelDecision
 from hvmanager.backend.connection import Server, libvirt_errors
 from hvmanager.backend.errors import HvError, InvalidStateError
@@ -569,3 +570,27 @@ def _removal_question(name: str, disks: Sequence[str], delete_disks: bool) -> st
     if delete_disks:
         return f"Remove virtual machine '{name}' and delete its disk files ({', '.join(disks)})?"
     return f"Remove virtual machine '{name}'? Its disk files are kept."
+
+
+def _report_host_actions(ctx: Context, results: Sequence[hostpower.HostActionResult]) -> int:
+    for result in results:
+        if result.ok:
+            ctx.say(f"{result.name}: {result.detail}")
+        else:
+            ctx.error(HvError(f"{result.name}: {result.detail}"))
+    if ctx.json:
+        output.write_json(ctx.out, [dataclasses.asdict(r) for r in results])
+    elif not results:
+        ctx.say("Nothing to do.")
+    return ctx.exit_code
+
+
+def host_shutdown(ctx: Context, args: argparse.Namespace) -> int:
+    """``host-shutdown [--timeout S]``."""
+    return _report_host_actions(ctx, hostpower.host_shutdown(ctx.conn, args.timeout))
+
+
+def host_startup(ctx: Context, args: argparse.Namespace) -> int:
+    """``host-startup [--no-delay]``."""
+    results = hostpower.host_startup(ctx.conn, ctx.decision(), honour_delays=not args.no_delay)
+    return _report_host_actions(ctx, results)

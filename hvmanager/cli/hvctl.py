@@ -330,7 +330,8 @@ unsaved data in it is lost.""",
         "rename-vm",
         "Rename a virtual machine (Rename-VM).",
         """\
-The VM must be off or saved. Its folder and files keep their names, as in Hyper-V.""",
+The VM must be off, without a saved state (libvirt can't rename it otherwise). Its folder
+and files keep their names, as in Hyper-V.""",
         commands.rename_vm,
     )
     p.add_argument("name", metavar="NAME", help="the VM to rename")
@@ -367,6 +368,37 @@ and their disks are untouched.""",
         commands.simple_action,
     )
     _names(p, "discard the saved state of")
+    _common_options(p)
+
+    p = _verb(
+        sub,
+        "host-shutdown",
+        "Apply every VM's Automatic Stop Action (the host is shutting down).",
+        """For each VM made by hvmanager that is running: save it, turn it off, or ask its guest to shut
+down (turning it off when it has not within --timeout), as set in Settings > Automatic Stop
+Action; and remember which VMs were running, for "start if it was running". Meant for the
+host's shutdown: resources/hvmanager-vms.service runs it.""",
+        commands.host_shutdown,
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=300,
+        metavar="SECONDS",
+        help="how long a guest may take to shut down (default 300)",
+    )
+    _common_options(p)
+
+    p = _verb(
+        sub,
+        "host-startup",
+        "Apply every VM's Automatic Start Action (the host has started).",
+        """Starts the VMs made by hvmanager whose Automatic Start Action is "Always start", and those
+set to "start if it was running" that were running at host-shutdown, each after its
+startup delay. Meant for the host's boot: resources/hvmanager-vms.service runs it.""",
+        commands.host_startup,
+    )
+    p.add_argument("--no-delay", action="store_true", help="ignore the startup delays")
     _common_options(p)
     return parser
 

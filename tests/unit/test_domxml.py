@@ -135,3 +135,9 @@ def test_untrusted_xml_is_parsed_safely() -> None:
       <domain><name>&b;</name></domain>"""
     with pytest.raises(EntitiesForbidden):
         domxml.parse_domain_xml(bomb)
+
+
+def test_running_at_host_stop_is_remembered() -> None:
+    xml = domxml.edit_running_at_host_stop(domxml.build_domain_xml(_plan()), True)
+    assert domxml.parse_domain_xml(xml).running_at_host_stop
+    assert not domxml.parse_domain_xml(domxml.edit_running_at_host_stop(xml, False)).running_at_host_stop
