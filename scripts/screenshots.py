@@ -98,10 +98,16 @@ def demo_vms() -> Iterator[list[str]]:
     uuids = []
     try:
         for index, (name, memory, state) in enumerate(VMS):
-            spec = VmSpec(name, str(LOCATION), 1 + index % 2, memory, network=SWITCH if index < 2 else None,
-                          disk=NewDisk(20), install=KernelBoot(str(guest.kernel), str(guest.initrd),
-                                                               guest.cmdline),
-                          notes="Front end of the intranet site." if index == 0 else "")
+            spec = VmSpec(
+                name,
+                str(LOCATION),
+                1 + index % 2,
+                memory,
+                network=SWITCH if index < 2 else None,
+                disk=NewDisk(20),
+                install=KernelBoot(str(guest.kernel), str(guest.initrd), guest.cmdline),
+                notes="Front end of the intranet site." if index == 0 else "",
+            )
             uuids.append(creation.create_vm(server, spec, decision))
             dom = server.lookup(uuids[-1])
             if state != "off":
@@ -155,8 +161,12 @@ async def main_window_shots(window: MainWindow) -> None:
     uuid = next(u for u, info in controller.vms.items() if info.name == "Web Server")
     window.select_vm(uuid)
     await until(lambda: window.details_pane.title() == "Web Server")
-    await until(lambda: window.details_pane.thumbnail.pixmap() is not None
-                and not window.details_pane.thumbnail.pixmap().isNull())
+    await until(
+        lambda: (
+            window.details_pane.thumbnail.pixmap() is not None
+            and not window.details_pane.thumbnail.pixmap().isNull()
+        )
+    )
     await asyncio.sleep(1.5)
     save(window, "main-window")
     window.details_pane.tabs.setCurrentIndex(1)
@@ -194,12 +204,22 @@ def wizard_shots(ctx: HostContext, settings: AppSettings, guest: Any) -> None:
         1: lambda: wizard.findChild(QWidget, "nameEdit").setText("File Server"),
         3: lambda: wizard.findChild(QWidget, "dynamicMemoryCheck").setChecked(True),
         4: lambda: wizard.findChild(QWidget, "networkCombo").setCurrentIndex(1),
-        6: lambda: (wizard.findChild(QWidget, "kernelRadio").click(),
-                    wizard.findChild(QWidget, "kernelEdit").setText(str(guest.kernel)),
-                    wizard.findChild(QWidget, "initrdEdit").setText(str(guest.initrd))),
+        6: lambda: (
+            wizard.findChild(QWidget, "kernelRadio").click(),
+            wizard.findChild(QWidget, "kernelEdit").setText(str(guest.kernel)),
+            wizard.findChild(QWidget, "initrdEdit").setText(str(guest.initrd)),
+        ),
     }
-    names = ["before-you-begin", "name-and-location", "generation", "memory", "networking",
-             "virtual-hard-disk", "installation-options", "summary"]
+    names = [
+        "before-you-begin",
+        "name-and-location",
+        "generation",
+        "memory",
+        "networking",
+        "virtual-hard-disk",
+        "installation-options",
+        "summary",
+    ]
     for index, name in enumerate(names):
         if index in fill:
             fill[index]()
@@ -211,8 +231,9 @@ def wizard_shots(ctx: HostContext, settings: AppSettings, guest: Any) -> None:
 
 def dialog_shots(window: MainWindow) -> None:
     """Hyper-V Settings, Connect to Server, Delete."""
-    dialog: QDialog = HyperVSettingsDialog(window.manager.settings,
-                                           "Software emulation (TCG): chosen in the settings", window)
+    dialog: QDialog = HyperVSettingsDialog(
+        window.manager.settings, "Software emulation (TCG): chosen in the settings", window
+    )
     dialog.show()
     save(dialog, "hyperv-settings")
     dialog.pages.setCurrentRow(2)
@@ -242,6 +263,10 @@ async def disconnected_shot(loop: Any) -> None:
     window.close()
 
 
+async def _in_loop(work: Callable[[], None]) -> None:
+    work()
+
+
 def main() -> int:
     """Render every picture; returns the exit code."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -263,8 +288,9 @@ def main() -> int:
             loop.run_until_complete(main_window_shots(window))
             loop.run_until_complete(settings_shots(window))
             ctx = loop.run_until_complete(manager.servers[URI].host_context())
-            wizard_shots(ctx, settings, guest)
-            dialog_shots(window)
+            # Synchronous widget work runs inside the loop too: timers fire while pictures are taken.
+            loop.run_until_complete(_in_loop(lambda: wizard_shots(ctx, settings, guest)))
+            loop.run_until_complete(_in_loop(lambda: dialog_shots(window)))
             loop.run_until_complete(disconnected_shot(loop))
             window.close()
             loop.run_until_complete(asyncio.sleep(0.5))

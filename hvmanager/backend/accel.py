@@ -73,13 +73,16 @@ def kvm_problem(facts: AccelFacts) -> str | None:
     return None
 
 
-def decide(mode: str, facts: AccelFacts) -> AccelDecision:
-    """Pick KVM or TCG for ``mode`` ("auto", "kvm" or "tcg") given the host's facts."""
+def decide(mode: str, facts: AccelFacts, chosen_by: str = "the settings") -> AccelDecision:
+    """Pick KVM or TCG for ``mode`` ("auto", "kvm" or "tcg") given the host's facts.
+
+    ``chosen_by`` names where a forced mode comes from (the settings, or ``HVMANAGER_ACCEL``).
+    """
     if mode == "tcg":
-        return AccelDecision("qemu", mode, "software emulation was chosen in the settings")
+        return AccelDecision("qemu", mode, f"software emulation was chosen by {chosen_by}")
     if mode == "kvm":
         problem = kvm_problem(facts)
-        reason = "KVM was chosen in the settings"
+        reason = f"KVM was chosen by {chosen_by}"
         return AccelDecision("kvm", mode, f"{reason}, although {problem}" if problem else reason)
     problem = kvm_problem(facts)
     if problem:

@@ -29,6 +29,7 @@ from hvmanager.backend.models import (
     NewDisk,
     VmSpec,
 )
+from hvmanager.backend.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,15 @@ def host_context(server: Server) -> vmspec.HostContext:
     )
 
 
-def decide_acceleration(server: Server, mode: str) -> AccelDecision:
+def acceleration_for(server: Server, settings: AppSettings) -> AccelDecision:
+    """KVM or TCG on this server as the settings (or ``HVMANAGER_ACCEL``) ask (blocking)."""
+    return decide_acceleration(server, settings.effective_accel(), settings.accel_source())
+
+
+def decide_acceleration(server: Server, mode: str, chosen_by: str = "the settings") -> AccelDecision:
     """KVM or TCG for new VMs on this server, in the given mode (blocking)."""
     facts = accel.probe(server.conn, local=server.local, session=server.session)
-    return accel.decide(mode, facts)
+    return accel.decide(mode, facts, chosen_by)
 
 
 @dataclass

@@ -50,6 +50,11 @@ class AppSettings:
     stats_interval_ms: int = 1000
     thumbnail_interval_ms: int = 3000
 
+    def accel_source(self) -> str:
+        """Where the acceleration mode in force comes from (for the Summary tab's reason)."""
+        mode = os.environ.get("HVMANAGER_ACCEL", "").strip().lower()
+        return f"HVMANAGER_ACCEL={mode}" if mode in ACCEL_MODES else "the settings"
+
     def effective_accel(self) -> str:
         """The acceleration mode in force: ``HVMANAGER_ACCEL`` wins over the saved setting."""
         mode = os.environ.get("HVMANAGER_ACCEL", "").strip().lower() or self.accel

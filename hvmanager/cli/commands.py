@@ -98,8 +98,7 @@ class Context:
     def decision(self) -> AccelDecision:
         """KVM or TCG for this server per the settings (probed once per run)."""
         if self._decision is None:
-            mode = self.settings.effective_accel()
-            self._decision = creation.decide_acceleration(self.server, mode)
+            self._decision = creation.acceleration_for(self.server, self.settings)
         return self._decision
 
 

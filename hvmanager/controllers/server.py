@@ -141,8 +141,7 @@ class ServerController(QObject):
         try:
             await self._runner.run(self.server.open, self._events)
             self.host = await self._runner.run(self.server.host_info)
-            mode = self.settings.effective_accel()
-            self.accel = await self._runner.run(creation.decide_acceleration, self.server, mode)
+            self.accel = await self._runner.run(creation.acceleration_for, self.server, self.settings)
             listed = await self._runner.run(inventory.list_vms, self.server.conn)
         except HvError as exc:
             self.server.forget()
@@ -177,9 +176,8 @@ class ServerController(QObject):
             spawn(self._decide_acceleration())
 
     async def _decide_acceleration(self) -> None:
-        mode = self.settings.effective_accel()
         try:
-            self.accel = await self._runner.run(creation.decide_acceleration, self.server, mode)
+            self.accel = await self._runner.run(creation.acceleration_for, self.server, self.settings)
         except HvError as exc:
             log.warning("could not decide acceleration: %s", exc)
 

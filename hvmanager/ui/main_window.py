@@ -97,7 +97,7 @@ class MainWindow(QMainWindow):
             (Column.NAME, 220),
             (Column.STATE, 90),
             (Column.CPU, 90),
-            (Column.MEMORY, 120),
+            (Column.MEMORY, 140),
             (Column.UPTIME, 100),
         ):
             table.setColumnWidth(column, width)
@@ -214,18 +214,24 @@ class MainWindow(QMainWindow):
             controller.uri, controller.title, icon("server" if online else "server-offline"), tooltip
         )
         if controller is self.current:
+            self._show_titles(controller)
             self._show_connection(controller)
 
     def _show_server(self, uri: str) -> None:
         controller = self.manager.servers.get(uri)
         model = self.models.get(uri, self._no_server_model)
         self.proxy.setSourceModel(model)
-        title = controller.title if controller else "Hyper-V Manager"
-        self.list_title.setText(f"Virtual Machines ({title})" if controller else "Virtual Machines")
-        self.actions_pane.server_block.set_actions(title, self.app_actions.server_block())
+        self.actions_pane.server_block.set_actions("", self.app_actions.server_block())
         self.actions_pane.vm_block.set_actions("", self.app_actions.vm_block())
+        self._show_titles(controller)
         self._show_connection(controller)
         self._on_selection_changed()
+
+    def _show_titles(self, controller: ServerController | None) -> None:
+        """The server's name (its host name once connected) over the list and the Actions block."""
+        title = controller.title if controller else "Hyper-V Manager"
+        self.list_title.setText(f"Virtual Machines ({title})" if controller else "Virtual Machines")
+        self.actions_pane.server_block.header.setText(title)
 
     def _show_connection(self, controller: ServerController | None) -> None:
         if controller is None:
