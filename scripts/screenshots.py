@@ -27,23 +27,23 @@ os.environ["QT_SCALE_FACTOR"] = "1"
 os.environ["HVMANAGER_ACCEL"] = "tcg"
 os.environ["HVMANAGER_CONFIG_DIR"] = tempfile.mkdtemp(prefix="hvdocs-config-")
 
-import libvirt  # noqa: E402
-import qasync  # noqa: E402
-from PySide6.QtWidgets import QApplication, QDialog, QWidget, QWizard  # noqa: E402
+import libvirt
+import qasync
+from PySide6.QtWidgets import QApplication, QDialog, QWidget, QWizard
 
-from hvmanager.backend import creation, operations  # noqa: E402
-from hvmanager.backend.connection import Server, start_event_thread  # noqa: E402
-from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, VmSpec  # noqa: E402
-from hvmanager.backend.settings import AppSettings  # noqa: E402
-from hvmanager.backend.vmspec import HostContext  # noqa: E402
-from hvmanager.controllers.manager import ServerManager  # noqa: E402
-from hvmanager.ui.dialogs import ConnectServerDialog, DeleteDialog  # noqa: E402
-from hvmanager.ui.hyperv_settings_dialog import HyperVSettingsDialog  # noqa: E402
-from hvmanager.ui.main_window import MainWindow  # noqa: E402
-from hvmanager.ui.new_vm_wizard import NewVmWizard  # noqa: E402
-from hvmanager.ui.theme import apply_theme  # noqa: E402
-from hvmanager.ui.vm_settings_dialog import VmSettingsDialog  # noqa: E402
-from tests.support.guest import build_test_guest  # noqa: E402
+from hvmanager.backend import creation, operations
+from hvmanager.backend.connection import Server, start_event_thread
+from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, VmSpec
+from hvmanager.backend.settings import AppSettings
+from hvmanager.backend.vmspec import HostContext
+from hvmanager.controllers.manager import ServerManager
+from hvmanager.ui.dialogs import ConnectServerDialog, DeleteDialog
+from hvmanager.ui.hyperv_settings_dialog import HyperVSettingsDialog
+from hvmanager.ui.main_window import MainWindow
+from hvmanager.ui.new_vm_wizard import NewVmWizard
+from hvmanager.ui.theme import apply_theme
+from hvmanager.ui.vm_settings_dialog import VmSettingsDialog
+from tests.support.guest import build_test_guest
 
 OUT = REPO / "docs" / "screenshots"
 URI = "qemu:///system"
