@@ -57,9 +57,9 @@ VMS = [  # name, memory, final state
 ]
 
 
-def save(widget: QWidget, name: str) -> None:
-    """Grab a widget into docs/screenshots/<name>.png."""
-    QApplication.processEvents()
+async def save(widget: QWidget, name: str) -> None:
+    """Let the widget lay out and paint, then grab it into docs/screenshots/<name>.png."""
+    await asyncio.sleep(0.2)
     path = OUT / f"{name}.png"
     if not widget.grab().save(str(path)):
         raise RuntimeError(f"could not write {path}")
@@ -168,13 +168,13 @@ async def main_window_shots(window: MainWindow) -> None:
         )
     )
     await asyncio.sleep(1.5)
-    save(window, "main-window")
+    await save(window, "main-window")
     window.details_pane.tabs.setCurrentIndex(1)
-    save(window.details_pane, "details-memory")
+    await save(window.details_pane, "details-memory")
     window.details_pane.tabs.setCurrentIndex(2)
-    save(window.details_pane, "details-networking")
+    await save(window.details_pane, "details-networking")
     window.details_pane.tabs.setCurrentIndex(0)
-    save(window.actions_pane, "actions-pane")
+    await save(window.actions_pane, "actions-pane")
 
 
 async def settings_shots(window: MainWindow) -> None:
@@ -191,11 +191,11 @@ async def settings_shots(window: MainWindow) -> None:
     for item in items:
         dialog.tree.setCurrentItem(item)
         slug = item.text(0).lower().replace(" ", "-")
-        save(dialog, f"settings-{slug}")
+        await save(dialog, f"settings-{slug}")
     dialog.close()
 
 
-def wizard_shots(ctx: HostContext, settings: AppSettings, guest: Any) -> None:
+async def wizard_shots(ctx: HostContext, settings: AppSettings, guest: Any) -> None:
     """Every page of the New Virtual Machine wizard, filled in."""
     wizard = NewVmWizard(ctx, settings)
     wizard.resize(760, 560)
@@ -223,30 +223,30 @@ def wizard_shots(ctx: HostContext, settings: AppSettings, guest: Any) -> None:
     for index, name in enumerate(names):
         if index in fill:
             fill[index]()
-        save(wizard, f"wizard-{index + 1}-{name}")
+        await save(wizard, f"wizard-{index + 1}-{name}")
         if index < len(names) - 1:
             wizard.button(QWizard.WizardButton.NextButton).click()
     wizard.close()
 
 
-def dialog_shots(window: MainWindow) -> None:
+async def dialog_shots(window: MainWindow) -> None:
     """Hyper-V Settings, Connect to Server, Delete."""
     dialog: QDialog = HyperVSettingsDialog(
         window.manager.settings, "Software emulation (TCG): chosen in the settings", window
     )
     dialog.show()
-    save(dialog, "hyperv-settings")
+    await save(dialog, "hyperv-settings")
     dialog.pages.setCurrentRow(2)
-    save(dialog, "hyperv-settings-acceleration")
+    await save(dialog, "hyperv-settings-acceleration")
     dialog.close()
     dialog = ConnectServerDialog("qemu:///system", ["qemu:///system"], window)
     dialog.uri_edit.setText("qemu+ssh://admin@hv2.example.com/system")
     dialog.show()
-    save(dialog, "connect-to-server")
+    await save(dialog, "connect-to-server")
     dialog.close()
     dialog = DeleteDialog("Test Lab", [f"{LOCATION}/Test Lab/Virtual Hard Disks/Test Lab.qcow2"], window)
     dialog.show()
-    save(dialog, "delete-vm")
+    await save(dialog, "delete-vm")
     dialog.close()
 
 
@@ -255,16 +255,12 @@ async def disconnected_shot(loop: Any) -> None:
     settings = AppSettings(servers=["qemu+unix:///system?socket=/run/libvirt/no-daemon-here"])
     manager = ServerManager(settings)
     window = MainWindow(manager)
-    window.resize(1100, 520)
+    window.resize(1100, 640)
     window.show()
     manager.start()
     await until(lambda: window.banner.isVisible() and "Can't connect" in window.banner.text())
-    save(window, "main-window-disconnected")
+    await save(window, "main-window-disconnected")
     window.close()
-
-
-async def _in_loop(work: Callable[[], None]) -> None:
-    work()
 
 
 def main() -> int:
@@ -288,9 +284,8 @@ def main() -> int:
             loop.run_until_complete(main_window_shots(window))
             loop.run_until_complete(settings_shots(window))
             ctx = loop.run_until_complete(manager.servers[URI].host_context())
-            # Synchronous widget work runs inside the loop too: timers fire while pictures are taken.
-            loop.run_until_complete(_in_loop(lambda: wizard_shots(ctx, settings, guest)))
-            loop.run_until_complete(_in_loop(lambda: dialog_shots(window)))
+            loop.run_until_complete(wizard_shots(ctx, settings, guest))
+            loop.run_until_complete(dialog_shots(window))
             loop.run_until_complete(disconnected_shot(loop))
             window.close()
             loop.run_until_complete(asyncio.sleep(0.5))

@@ -137,7 +137,8 @@ class ServerController(QObject):
         spawn(self._connect())
 
     async def _connect(self) -> None:
-        self._set_connection(ConnectionState.CONNECTING, "")
+        # Keep the last error while trying again, so the window doesn't flicker between them.
+        self._set_connection(ConnectionState.CONNECTING, self.message)
         try:
             await self._runner.run(self.server.open, self._events)
             self.host = await self._runner.run(self.server.host_info)

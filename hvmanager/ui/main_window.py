@@ -237,7 +237,7 @@ class MainWindow(QMainWindow):
         if controller is None:
             self.banner.setText("Select a server, or add one with Connect to Server...")
             self.banner.show()
-        elif controller.state is ConnectionState.DISCONNECTED and controller.message:
+        elif controller.state is not ConnectionState.CONNECTED and controller.message:
             self.banner.setText(f"{controller.message}\nRetrying every second...")
             self.banner.show()
         elif controller.state is ConnectionState.CONNECTING and not controller.vms:
