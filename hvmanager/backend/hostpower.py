@@ -11,7 +11,7 @@ Only VMs with hvmanager metadata are handled; others are libvirt's business (lib
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +39,11 @@ class HostActionResult:
     detail: str = ""
 
 
-def _managed(conn: Any) -> list[tuple[Any, VmConfig]]:
+def _managed(conn: Any, names: Collection[str] | None) -> list[tuple[Any, VmConfig]]:
     found = []
     for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
+        if names is not None and dom.name() not in names:
+            continue
         try:
             config = parse_domain_xml(domain_xml(dom))
         except HvError:
@@ -82,11 +84,15 @@ def _stop_one(dom: Any, action: StopAction, timeout_s: float, sleep: Callable[[f
 
 
 def host_shutdown(
-    conn: Any, timeout_s: float = SHUTDOWN_TIMEOUT_S, sleep: Callable[[float], None] = time.sleep
+    conn: Any,
+    timeout_s: float = SHUTDOWN_TIMEOUT_S,
+    sleep: Callable[[float], None] = time.sleep,
+    names: Collection[str] | None = None,
 ) -> list[HostActionResult]:
-    """Apply every hvmanager VM's Automatic Stop Action; remember which ones were running."""
+    """Apply the Automatic Stop Action of every hvmanager VM (or of those ``names``); remember
+    which ones were running."""
     results = []
-    for dom, config in _managed(conn):
+    for dom, config in _managed(conn, names):
         active = bool(dom.isActive())
         try:
             _remember_running(conn, dom, active)
@@ -110,9 +116,11 @@ def host_startup(
     decision: AccelDecision | None = None,
     sleep: Callable[[float], None] = time.sleep,
     honour_delays: bool = True,
+    names: Collection[str] | None = None,
 ) -> list[HostActionResult]:
-    """Apply every hvmanager VM's Automatic Start Action, each after its startup delay."""
-    candidates = sorted(_managed(conn), key=lambda pair: pair[1].start_delay_s)
+    """Apply the Automatic Start Action of every hvmanager VM (or of those ``names``), each after
+    its startup delay."""
+    candidates = sorted(_managed(conn, names), key=lambda pair: pair[1].start_delay_s)
     begun = time.monotonic()
     results = []
     for dom, config in candidates:

@@ -586,10 +586,12 @@ def _report_host_actions(ctx: Context, results: Sequence[hostpower.HostActionRes
 
 def host_shutdown(ctx: Context, args: argparse.Namespace) -> int:
     """``host-shutdown [--timeout S]``."""
-    return _report_host_actions(ctx, hostpower.host_shutdown(ctx.conn, args.timeout))
+    names = set(args.names) or None
+    return _report_host_actions(ctx, hostpower.host_shutdown(ctx.conn, args.timeout, names=names))
 
 
 def host_startup(ctx: Context, args: argparse.Namespace) -> int:
     """``host-startup [--no-delay]``."""
-    results = hostpower.host_startup(ctx.conn, ctx.decision(), honour_delays=not args.no_delay)
+    names = set(args.names) or None
+    results = hostpower.host_startup(ctx.conn, ctx.decision(), honour_delays=not args.no_delay, names=names)
     return _report_host_actions(ctx, results)

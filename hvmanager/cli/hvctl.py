@@ -380,6 +380,7 @@ Action; and remember which VMs were running, for "start if it was running". Mean
 host's shutdown: resources/hvmanager-vms.service runs it.""",
         commands.host_shutdown,
     )
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these VMs (default: all)")
     p.add_argument(
         "--timeout",
         type=_positive_float,
@@ -398,6 +399,7 @@ set to "start if it was running" that were running at host-shutdown, each after 
 startup delay. Meant for the host's boot: resources/hvmanager-vms.service runs it.""",
         commands.host_startup,
     )
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these VMs (default: all)")
     p.add_argument("--no-delay", action="store_true", help="ignore the startup delays")
     _common_options(p)
     return parser

@@ -27,13 +27,18 @@ from hvmanager.ui.theme import apply_theme
 
 
 @pytest.fixture(scope="session")
-def event_loop_qt(qapp: QApplication) -> qasync.QEventLoop:
-    """The qasync loop, with libvirt's event implementation registered on it."""
+def event_loop_qt(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    """The qasync loop (and libvirt's event thread); closed at the end of the session.
+
+    Closing stops the loop's default executor (QThreads behind ``asyncio.to_thread``): a QThread
+    still running when the interpreter exits aborts the process.
+    """
     apply_theme(qapp)
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
     start_event_thread()
-    return loop
+    yield loop
+    loop.close()
 
 
 Runner = Callable[[Callable[[], Awaitable[Any]]], Any]

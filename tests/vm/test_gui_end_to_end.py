@@ -127,7 +127,14 @@ def test_create_start_shut_down_save_turn_off_delete(
         # Shut Down: the guest obeys ACPI and the VM turns Off.
         _click_vm_action(window, "Shut Down...")
         await _confirm()
-        await wait_until(lambda: _cell(window, name, Column.STATE) == "Off", 60, "Off after shut down")
+        try:
+            await wait_until(lambda: _cell(window, name, Column.STATE) == "Off", 60, "Off after shut down")
+        except AssertionError as exc:
+            state = await asyncio.to_thread(domstate, name)
+            tail = "\n".join(serial_text(serial).splitlines()[-12:])
+            raise AssertionError(
+                f"{exc}; virsh says {state}; the guest's serial ends with:\n{tail}"
+            ) from None
         assert "HVTEST: acpi power button" in serial_text(serial)
         assert await asyncio.to_thread(domstate, name) == "shut off"
 

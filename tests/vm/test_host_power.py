@@ -64,7 +64,8 @@ def _hvctl(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_host_shutdown_then_startup(guests: dict[str, Path]) -> None:
     shut, save, off = guests
-    done = _hvctl("host-shutdown", "--timeout", "60")
+    # Only this test's VMs: others on the machine are not ours to stop.
+    done = _hvctl("host-shutdown", "--timeout", "60", *guests)
     assert done.returncode == 0, done.stderr
     actions = {r["name"]: r["detail"] for r in json.loads(done.stdout)}
     assert actions == {shut: "shut down", save: "saved", off: "turned off"}
@@ -73,7 +74,7 @@ def test_host_shutdown_then_startup(guests: dict[str, Path]) -> None:
     assert dominfo(save)["Managed save"] == "yes"
     assert 'running_at_stop="yes"' in virsh("dumpxml", "--inactive", shut).replace("'", '"')
 
-    done = _hvctl("host-startup")
+    done = _hvctl("host-startup", *guests)
     assert done.returncode == 0, done.stderr
     started = [r["name"] for r in json.loads(done.stdout)]
     # "Start if it was running" and "Always start" (after its 2 s delay); "Nothing" stays saved.
