@@ -18,7 +18,8 @@ from hvmanager import __version__
 from hvmanager.backend.connection import Server
 from hvmanager.backend.errors import HvError
 from hvmanager.backend.settings import default_local_uri, load_settings
-from hvmanager.cli import commands
+from hvmanager.cli import host_commands, state_commands, vm_commands
+from hvmanager.cli.context import Context
 
 PROG = "hvctl"
 
@@ -136,7 +137,7 @@ path (the VM's folder), hard_drives, dvd_drives, network_adapters, kernel.
 
 Example:
   hvctl get-vm 'web*' --json""",
-        commands.get_vm,
+        vm_commands.get_vm,
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="VMs to show (default: all)")
     _common_options(p)
@@ -162,7 +163,7 @@ Examples:
       --iso /srv/iso/debian-12.iso --switch default
   hvctl new-vm lab --generation 2 --dynamic-memory --memory-startup 1024 \\
       --memory-minimum 512 --memory-maximum 4096 --vhd-path /srv/disks/lab.qcow2""",
-        commands.new_vm,
+        vm_commands.new_vm,
     )
     p.add_argument("name", metavar="NAME", help="name of the new VM (1-100 characters, unique)")
     p.add_argument(
@@ -245,7 +246,7 @@ Examples:
         """\
 Starts VMs that are off, and restores saved ones from their saved state. A VM that is
 already running is left alone (with a warning).""",
-        commands.simple_action,
+        state_commands.simple_action,
     )
     _names(p, "start")
     _common_options(p)
@@ -265,7 +266,7 @@ discard its saved state with remove-vmsavedstate.
 Examples:
   hvctl stop-vm web1 --wait 120
   hvctl stop-vm web1 web2 --turn-off""",
-        commands.stop_vm,
+        state_commands.stop_vm,
     )
     _names(p, "stop")
     p.add_argument(
@@ -286,7 +287,7 @@ Examples:
         """\
 Writes each VM's memory to disk and stops it; the VM is then Saved, and start-vm
 resumes it where it was. Returns when the state is saved.""",
-        commands.simple_action,
+        state_commands.simple_action,
     )
     _names(p, "save")
     _common_options(p)
@@ -297,7 +298,7 @@ resumes it where it was. Returns when the state is saved.""",
         "Pause virtual machines (Suspend-VM).",
         """\
 Stops the VMs' processors; they keep their memory (state Paused) until resume-vm.""",
-        commands.simple_action,
+        state_commands.simple_action,
     )
     _names(p, "pause")
     _common_options(p)
@@ -308,7 +309,7 @@ Stops the VMs' processors; they keep their memory (state Paused) until resume-vm
         "Resume paused virtual machines (Resume-VM).",
         """\
 Lets paused VMs run again.""",
-        commands.simple_action,
+        state_commands.simple_action,
     )
     _names(p, "resume")
     _common_options(p)
@@ -320,7 +321,7 @@ Lets paused VMs run again.""",
         """\
 A hard reset, as pressing the reset button: the guest does not shut down first, and
 unsaved data in it is lost.""",
-        commands.simple_action,
+        state_commands.simple_action,
     )
     _names(p, "reset")
     _common_options(p)
@@ -332,7 +333,7 @@ unsaved data in it is lost.""",
         """\
 The VM must be off, without a saved state (libvirt can't rename it otherwise). Its folder
 and files keep their names, as in Hyper-V.""",
-        commands.rename_vm,
+        vm_commands.rename_vm,
     )
     p.add_argument("name", metavar="NAME", help="the VM to rename")
     p.add_argument("new_name", metavar="NEWNAME", help="its new name (1-100 characters, unique)")
@@ -351,7 +352,7 @@ refuses unless --force is given.
 
 Example:
   hvctl remove-vm old1 old2 --delete-disks --force""",
-        commands.remove_vm,
+        vm_commands.remove_vm,
     )
     _names(p, "remove")
     p.add_argument("--delete-disks", action="store_true", help="also delete the VMs' virtual hard disk files")
@@ -365,7 +366,7 @@ Example:
         """\
 Deletes the saved memory of saved VMs; they become Off (as after pulling the plug),
 and their disks are untouched.""",
-        commands.simple_action,
+        state_commands.simple_action,
     )
     _names(p, "discard the saved state of")
     _common_options(p)
@@ -378,7 +379,7 @@ and their disks are untouched.""",
 down (turning it off when it has not within --timeout), as set in Settings > Automatic Stop
 Action; and remember which VMs were running, for "start if it was running". Meant for the
 host's shutdown: resources/hvmanager-vms.service runs it.""",
-        commands.host_shutdown,
+        host_commands.host_shutdown,
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="only these VMs (default: all)")
     p.add_argument(
@@ -397,10 +398,35 @@ host's shutdown: resources/hvmanager-vms.service runs it.""",
         """Starts the VMs made by hvmanager whose Automatic Start Action is "Always start", and those
 set to "start if it was running" that were running at host-shutdown, each after its
 startup delay. Meant for the host's boot: resources/hvmanager-vms.service runs it.""",
-        commands.host_startup,
+        host_commands.host_startup,
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="only these VMs (default: all)")
     p.add_argument("--no-delay", action="store_true", help="ignore the startup delays")
+    _common_options(p)
+
+    p = _verb(
+        sub,
+        "balance-memory",
+        "Dynamic Memory: give running VMs what their guests use, within their range.",
+        """For each running VM with Dynamic Memory, sets its memory to what the guest uses plus a buffer
+(--buffer, default 20 %), kept between the VM's Minimum and Maximum RAM. The guest must have
+the virtio balloon driver. Runs once, or every --interval seconds until interrupted (as a
+service: resources/hvmanager-memory.service).""",
+        host_commands.balance_memory,
+    )
+    p.add_argument(
+        "--interval",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="keep balancing every SECONDS (default: once)",
+    )
+    p.add_argument(
+        "--buffer",
+        type=int,
+        default=20,
+        metavar="PERCENT",
+        help="memory buffer above what the guest uses (5-2000, default 20)",
+    )
     _common_options(p)
     return parser
 
@@ -441,10 +467,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     uri = args.connect or (settings.servers[0] if settings.servers else default_local_uri())
     server = Server(uri)
-    ctx = commands.Context(server, settings, json=args.json)
+    ctx = Context(server, settings, json=args.json)
     try:
         server.open()
-        handler: Callable[[commands.Context, argparse.Namespace], int] = args.handler
+        handler: Callable[[Context, argparse.Namespace], int] = args.handler
         return handler(ctx, args)
     except HvError as exc:
         ctx.error(exc)

@@ -38,20 +38,16 @@ from hvmanager.backend.models import (
 )
 from hvmanager.backend.settings import AppSettings
 from hvmanager.backend.vmspec import HostContext
-from hvmanager.ui.new_vm_wizard_pages import (
+from hvmanager.ui.new_vm_wizard_base import FileDialogs, PageId, WizardPage
+from hvmanager.ui.new_vm_wizard_machine_pages import (
     NOT_CONNECTED,
     BeforeYouBeginPage,
-    DiskPage,
-    FileDialogs,
     GenerationPage,
-    InstallPage,
     MemoryPage,
     NameLocationPage,
     NetworkPage,
-    PageId,
-    SummaryPage,
-    WizardPage,
 )
+from hvmanager.ui.new_vm_wizard_media_pages import DiskPage, InstallPage, SummaryPage
 
 __all__ = ["FileDialogs", "NewVmWizard", "PageId", "summary_lines", "summary_text"]
 

@@ -170,7 +170,11 @@ class VmCommands(QObject):
     async def _apply_settings(
         self, controller: ServerController, uuid: str, dialog: Any, change: Any
     ) -> None:
-        notes = await controller.apply_settings(uuid, change)
+        dialog.setEnabled(False)  # no second Apply while this one runs
+        try:
+            notes = await controller.apply_settings(uuid, change)
+        finally:
+            dialog.setEnabled(True)
         if notes is None:
             return
         config = await controller.inactive_config(uuid)
@@ -259,4 +263,12 @@ class VmCommands(QObject):
         """The About box."""
         from hvmanager.ui.main_window import about_text
 
-        QMessageBox.about(self.window, "About hvmanager", about_text())
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "About hvmanager",
+            about_text(),
+            QMessageBox.StandardButton.Close,
+            self.window,
+        )
+        box.open()
+        self.last_dialog = box

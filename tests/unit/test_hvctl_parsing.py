@@ -19,7 +19,7 @@ import libvirt
 import pytest
 
 from hvmanager.backend.models import MemoryConfig, VmConfig, VmInfo, VmState, VmStats
-from hvmanager.cli import commands, output
+from hvmanager.cli import output, state_commands, vm_commands
 from hvmanager.cli.hvctl import main, parse_args
 
 TEST_URI = "test:///default"
@@ -37,8 +37,8 @@ class Run:
 
 @pytest.fixture(autouse=True)
 def _fast_sampling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(commands, "SAMPLE_INTERVAL_S", 0.01)
-    monkeypatch.setattr(commands, "POLL_INTERVAL_S", 0.01)
+    monkeypatch.setattr(vm_commands, "SAMPLE_INTERVAL_S", 0.01)
+    monkeypatch.setattr(state_commands, "POLL_INTERVAL_S", 0.01)
 
 
 @pytest.fixture
@@ -147,15 +147,15 @@ def test_new_vm_defaults_and_options() -> None:
 def test_spec_from_args_makes_paths_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     args = parse_args(["new-vm", "vm", "--path", "vms", "--vhd-path", "d.qcow2", "--iso", "x.iso"])
-    spec = commands.spec_from_args(args, "/default/location")
+    spec = vm_commands.spec_from_args(args, "/default/location")
     assert spec.location == str(tmp_path / "vms")
-    assert spec.disk == commands.ExistingDisk(str(tmp_path / "d.qcow2"))
-    assert spec.install == commands.IsoInstall(str(tmp_path / "x.iso"))
-    spec = commands.spec_from_args(parse_args(["new-vm", "vm", "--network-boot"]), "/loc")
-    assert spec.location == "/loc" and spec.install == commands.NetworkInstall()
+    assert spec.disk == vm_commands.ExistingDisk(str(tmp_path / "d.qcow2"))
+    assert spec.install == vm_commands.IsoInstall(str(tmp_path / "x.iso"))
+    spec = vm_commands.spec_from_args(parse_args(["new-vm", "vm", "--network-boot"]), "/loc")
+    assert spec.location == "/loc" and spec.install == vm_commands.NetworkInstall()
     assert spec.memory == MemoryConfig(1024) and spec.disk is None
     args = parse_args(["new-vm", "vm", "--dynamic-memory", "--memory-maximum", "4096"])
-    assert commands.spec_from_args(args, "/loc").memory == MemoryConfig(1024, True, None, 4096)
+    assert vm_commands.spec_from_args(args, "/loc").memory == MemoryConfig(1024, True, None, 4096)
 
 
 @pytest.mark.parametrize(
@@ -391,7 +391,7 @@ def test_stop_vm_shuts_down_and_waits(hv: Any, hvctl: Any) -> None:
 
 
 def test_stop_vm_wait_times_out(hv: Any, hvctl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(commands.operations, "shut_down", lambda dom: None)  # a deaf guest
+    monkeypatch.setattr(state_commands.operations, "shut_down", lambda dom: None)  # a deaf guest
     run = hvctl("stop-vm", "test", "--wait", "0.2")
     assert run.code == 1
     assert "hvctl: error: 'test' did not shut down within 0.2 s" in run.err

@@ -1,0 +1,211 @@
+"""The VM Settings dialog's rules: what may change in which state (pure, no libvirt).
+
+``change_problems`` lists every reason why a ``SettingsChange`` can't be applied; the Settings
+dialog checks every keystroke with it and ``vmsettings.apply_settings`` checks it again against the
+VM as libvirt sees it.
+
+The rules follow Hyper-V (hyperv-manager.md §5): while a VM runs, startup memory, Dynamic Memory
+on/off and the processor count are fixed; with Dynamic Memory, Minimum RAM may only go down and
+Maximum RAM only up (the new maximum takes effect at the next start: QEMU can't raise the memory
+ceiling of a running guest). A saved VM keeps its hardware too: it resumes from a memory image
+taken with that hardware. The boot order may always change; it is used at the next boot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from hvmanager.backend import limits, vmactions
+from hvmanager.backend.models import (
+    BootDevice,
+    HostInfo,
+    MemoryConfig,
+    StartAction,
+    StopAction,
+    VmConfig,
+    VmState,
+)
+
+START_DELAY_MAX_S = 86400
+
+# Characters XML 1.0 can't hold (libvirt would refuse the definition).
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """What the user changed in the Settings dialog; ``None`` means unchanged."""
+
+    memory: MemoryConfig | None = None
+    processors: int | None = None
+    boot_order: tuple[BootDevice, ...] | None = None
+    name: str | None = None
+    notes: str | None = None
+    start_action: StartAction | None = None
+    start_delay_s: int | None = None
+    stop_action: StopAction | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing is changed."""
+        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
+
+    def applied_to(self, config: VmConfig) -> VmConfig:
+        """``config`` with this change made."""
+        changed = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
+        return dataclasses.replace(config, **changed)
+
+
+def generation_of(config: VmConfig) -> int:
+    """The VM's generation; a VM made elsewhere counts as Generation 2 when it boots with UEFI."""
+    if config.generation in limits.PROCESSORS_MAX:
+        return config.generation
+    return 2 if config.firmware == "efi" else 1
+
+
+def hardware_locked(state: VmState) -> bool:
+    """Whether memory and processors are fixed in this state (running, paused, saved, ...)."""
+    return state.is_active or state is VmState.SAVED
+
+
+def _state_words(state: VmState) -> str:
+    return state.value.lower()
+
+
+def rename_problem(name: str, state: VmState) -> str | None:
+    """Why the VM can't be renamed in ``state``, or None."""
+    if state is VmState.SAVED:
+        return (
+            f"Can't rename '{name}' while it is Saved: libvirt can't rename a virtual machine "
+            "that has a saved state. Start it and shut it down, or delete the saved state, first."
+        )
+    return vmactions.state_problem(vmactions.VmAction.RENAME, name, state)
+
+
+def _memory_state_problems(current: MemoryConfig, new: MemoryConfig, state: VmState) -> list[str]:
+    """The rules for changing memory while the VM runs or is saved."""
+    if state is VmState.SAVED:
+        return [
+            "Memory can't be changed while the virtual machine is saved: it resumes with the "
+            "memory it was saved with. Start it and shut it down, or delete the saved state, "
+            "first."
+        ]
+    if not state.is_active:
+        return []
+    words = _state_words(state)
+    problems = []
+    if new.dynamic != current.dynamic:
+        problems.append(
+            f"Dynamic Memory can't be turned {'on' if new.dynamic else 'off'} while the virtual "
+            f"machine is {words}. Shut it down first."
+        )
+    if new.startup_mib != current.startup_mib:
+        problems.append(
+            f"Startup RAM can't be changed while the virtual machine is {words}. Shut it down first."
+        )
+    if new.dynamic and current.dynamic:
+        problems += _dynamic_range_problems(current, new, words)
+    return problems
+
+
+def _dynamic_range_problems(current: MemoryConfig, new: MemoryConfig, words: str) -> list[str]:
+    problems = []
+    old_min = current.minimum_mib or current.startup_mib
+    old_max = current.maximum_mib or current.ceiling_mib
+    if (new.minimum_mib or new.startup_mib) > old_min:
+        problems.append(
+            f"While the virtual machine is {words}, Minimum RAM can only be decreased (it is {old_min} MB)."
+        )
+    if (new.maximum_mib or new.startup_mib) < old_max:
+        problems.append(
+            f"While the virtual machine is {words}, Maximum RAM can only be increased (it is {old_max} MB)."
+        )
+    return problems
+
+
+def _memory_problems(current: VmConfig, state: VmState, new: MemoryConfig, host: HostInfo) -> list[str]:
+    if new == current.memory:
+        return []
+    problem = limits.memory_problem(new, generation_of(current), host.memory_mib)
+    return ([problem] if problem else []) + _memory_state_problems(current.memory, new, state)
+
+
+def _processor_problems(current: VmConfig, state: VmState, count: int, host: HostInfo) -> list[str]:
+    if count == current.processors:
+        return []
+    problems = []
+    problem = limits.processors_problem(count, generation_of(current), host.cpus)
+    if problem:
+        problems.append(problem)
+    if hardware_locked(state):
+        problems.append(
+            "The number of virtual processors can't be changed while the virtual machine is "
+            f"{_state_words(state)}. Shut it down first."
+        )
+    return problems
+
+
+def _boot_order_problems(order: tuple[BootDevice, ...]) -> list[str]:
+    if sorted(d.value for d in order) == sorted(d.value for d in BootDevice):
+        return []
+    names = ", ".join(d.label for d in BootDevice)
+    return [f"The boot order must list each of {names} exactly once."]
+
+
+def _name_problems(current: VmConfig, state: VmState, name: str, others: frozenset[str]) -> list[str]:
+    if name == current.name:
+        return []
+    problems = []
+    problem = limits.vm_name_problem(name, others - {current.name})
+    if problem:
+        problems.append(problem)
+    problem = rename_problem(current.name, state)
+    if problem:
+        problems.append(problem)
+    return problems
+
+
+def _notes_problems(notes: str) -> list[str]:
+    if _XML_INVALID.search(notes):
+        return ["The notes can't contain control characters other than tabs and line breaks."]
+    return []
+
+
+def _start_delay_problems(delay_s: int) -> list[str]:
+    if 0 <= delay_s <= START_DELAY_MAX_S:
+        return []
+    return [f"The startup delay must be between 0 and {START_DELAY_MAX_S} seconds."]
+
+
+def change_problems(
+    current: VmConfig,
+    state: VmState,
+    change: SettingsChange,
+    host: HostInfo,
+    other_names: frozenset[str],
+) -> list[str]:
+    """Every reason why ``change`` can't be applied to a VM in ``state`` (empty when it can).
+
+    ``current`` is the VM's persistent configuration and ``other_names`` the names of the other
+    VMs on the server (the VM's own name is ignored if present).
+    """
+    problems: list[str] = []
+    if change.memory is not None:
+        problems += _memory_problems(current, state, change.memory, host)
+    if change.processors is not None:
+        problems += _processor_problems(current, state, change.processors, host)
+    if change.boot_order is not None:
+        problems += _boot_order_problems(change.boot_order)
+    if change.name is not None:
+        problems += _name_problems(current, state, change.name, other_names)
+    if change.notes is not None:
+        problems += _notes_problems(change.notes)
+    if change.start_delay_s is not None:
+        problems += _start_delay_problems(change.start_delay_s)
+    return problems
