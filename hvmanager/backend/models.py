@@ -6,6 +6,7 @@ Nothing here talks to libvirt; the views may import this module.
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -163,13 +164,23 @@ class VmInfo:
 
 @dataclass(frozen=True)
 class VmStats:
-    """Live figures of one VM from one bulk stats call."""
+    """Live figures of one VM from one bulk stats call.
+
+    The start time (not the uptime) is kept, so that a VM whose figures did not change compares
+    equal from one tick to the next; the uptime is worked out when it is shown.
+    """
 
     uuid: str
     cpu_percent: float | None = None
     assigned_mib: int | None = None
     demand_mib: int | None = None
-    uptime_s: float | None = None
+    started_at: float | None = None  # wall-clock time (time.time()) the VM's process started
+
+    def uptime(self, now: float | None = None) -> float | None:
+        """Seconds since the VM started (at ``now``, by default the current time)."""
+        if self.started_at is None:
+            return None
+        return max(0.0, (time.time() if now is None else now) - self.started_at)
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,11 @@ class StatsSampler:
 
     def sample(self, conn: Any) -> dict[str, VmStats]:
         """One tick: a single bulk call for every VM (blocking)."""
-        flags = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+        # Only running VMs: the others have no figures, and their states come from events.
+        flags = (
+            libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+            | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+        )
         with libvirt_errors("Reading live figures"):
             records = conn.getAllDomainStats(LIST_GROUPS, flags)
         return self.digest(records, time.monotonic(), time.time())
@@ -103,7 +107,7 @@ class StatsSampler:
                 cpu_percent=self._cpu_percent(uuid, stats.get("cpu.time"), now),
                 assigned_mib=_kib_to_mib(stats.get("balloon.current")),
                 demand_mib=_demand_mib(stats),
-                uptime_s=self._uptime(uuid, dom, wall),
+                started_at=self._start(uuid, dom, wall),
             )
         for gone in set(self._previous) - seen:
             del self._previous[gone]
@@ -122,11 +126,11 @@ class StatsSampler:
         share = used / ((now - previous[0]) * self.host_cpus) * 100
         return max(0.0, min(100.0, share))
 
-    def _uptime(self, uuid: str, dom: Any, wall: float) -> float:
+    def _start(self, uuid: str, dom: Any, wall: float) -> float:
         if uuid not in self._started:
             started = self._start_time_of(dom.name()) if self._start_time_of else None
             self._started[uuid] = started if started is not None else wall
-        return max(0.0, wall - self._started[uuid])
+        return self._started[uuid]
 
 
 def _kib_to_mib(value: int | None) -> int | None:

@@ -64,7 +64,7 @@ def vm_record(
     assigned = stats.assigned_mib if stats is not None else None
     if assigned is None:
         assigned = assigned_fallback_mib
-    uptime = stats.uptime_s if stats is not None else None
+    uptime = stats.uptime() if stats is not None else None
     record: dict[str, Any] = {
         "name": info.name,
         "uuid": info.uuid,

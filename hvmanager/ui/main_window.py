@@ -7,13 +7,10 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHeaderView,
     QLabel,
     QMainWindow,
     QMenu,
     QSplitter,
-    QTableView,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -33,6 +30,7 @@ from hvmanager.views.checkpoints_pane import CheckpointsPane
 from hvmanager.views.details_pane import DetailsPane
 from hvmanager.views.server_tree import ServerTree
 from hvmanager.views.vm_table_model import Column, VmRole, VmTableModel
+from hvmanager.views.vm_table_view import VmTableView
 
 _BANNER_STYLE = "background: #fff4ce; border: 1px solid #e0c36a; padding: 8px;"
 
@@ -76,31 +74,11 @@ class MainWindow(QMainWindow):
         self.actions_pane = ActionsPane()
         self.setCentralWidget(self._build_splitters())
 
-    def _build_table(self) -> QTableView:
-        table = QTableView()
-        table.setObjectName("vmTable")
+    def _build_table(self) -> VmTableView:
+        table = VmTableView()
         table.setModel(self.proxy)
-        table.setSortingEnabled(True)
         table.sortByColumn(Column.NAME, Qt.SortOrder.AscendingOrder)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        table.verticalHeader().hide()
-        table.verticalHeader().setDefaultSectionSize(22)
-        table.setShowGrid(False)
-        table.setAlternatingRowColors(True)
-        header = table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in (
-            (Column.NAME, 220),
-            (Column.STATE, 90),
-            (Column.CPU, 90),
-            (Column.MEMORY, 140),
-            (Column.UPTIME, 100),
-        ):
-            table.setColumnWidth(column, width)
+        table.apply_column_widths()
         return table
 
     def _build_splitters(self) -> QSplitter:

@@ -220,7 +220,7 @@ def _display(row: VmRow, column: Column) -> str:
         return format_cpu(stats.cpu_percent)
     if column is Column.MEMORY:
         return format_memory(stats.assigned_mib)
-    return format_uptime(stats.uptime_s)
+    return format_uptime(stats.uptime())
 
 
 _STATE_ORDER = {state: i for i, state in enumerate(VmState)}
@@ -236,7 +236,7 @@ def _sort_value(row: VmRow, column: Column) -> Any:
         return row.status.casefold()
     if stats is None:
         return -1.0
-    value = {Column.CPU: stats.cpu_percent, Column.MEMORY: stats.assigned_mib, Column.UPTIME: stats.uptime_s}[
+    value = {Column.CPU: stats.cpu_percent, Column.MEMORY: stats.assigned_mib, Column.UPTIME: stats.uptime()}[
         column
     ]
     return -1.0 if value is None else float(value)

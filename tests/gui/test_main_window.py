@@ -342,3 +342,17 @@ def test_state_role_and_sort_role(run: Any, make_window: Any, node_uri: str) -> 
         await settle()
 
     run(body)
+
+
+def test_uptime_cells_repaint_every_second(run: Any, make_window: Any, node_uri: str) -> None:
+    window = make_window(node_uri)
+
+    async def body() -> None:
+        await wait_until(lambda: _uptime_shown(window), what="a stats tick")
+        model = window.table.model()
+        row = next(r for r in range(model.rowCount()) if model.index(r, Column.NAME).data() == "alpha")
+        first = model.index(row, Column.UPTIME).data()
+        await wait_until(lambda: model.index(row, Column.UPTIME).data() != first, 5, "the uptime to advance")
+        await settle()
+
+    run(body)

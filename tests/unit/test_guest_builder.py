@@ -108,9 +108,7 @@ def test_cache_key_covers_init_script_and_modules() -> None:
     assert guest_cache_key(modules=(*GUEST_MODULES, "loop")) != default
 
 
-def test_cached_guest_is_returned_without_apt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cached_guest_is_returned_without_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A complete guest with the current key is reused without asking apt."""
     directory = tmp_path / "guest" / f"9.9.9-test-{guest_cache_key()}"
     directory.mkdir(parents=True)
@@ -292,8 +290,7 @@ def test_boot_with_qemu_and_acpi_power_off(
     exited = time.monotonic()
     assert "HVTEST: acpi power button" in log.read_text(errors="replace")
     print(
-        f"qemu start -> booted {booted - started:.2f} s, "
-        f"system_powerdown -> exit {exited - powerdown:.2f} s"
+        f"qemu start -> booted {booted - started:.2f} s, system_powerdown -> exit {exited - powerdown:.2f} s"
     )
 
 
@@ -385,10 +382,7 @@ def test_boot_with_libvirt_and_acpi_shutdown(
         # The power button is only heard once acpid runs ("ready").
         wait_for_serial(log, "HVTEST: ready", BOOT_TIMEOUT)
         owner = log.stat()
-        print(
-            f"serial log owner uid={owner.st_uid} gid={owner.st_gid} "
-            f"mode={stat.filemode(owner.st_mode)}"
-        )
+        print(f"serial log owner uid={owner.st_uid} gid={owner.st_gid} mode={stat.filemode(owner.st_mode)}")
 
         requested = time.monotonic()
         domain.shutdown()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -251,7 +252,7 @@ def test_format_list_aligns_colons() -> None:
 
 def test_vm_record_and_row_for_running_and_off_vms() -> None:
     running = VmInfo("u1", "web", VmState.RUNNING)
-    stats = VmStats("u1", cpu_percent=12.6, assigned_mib=2048, uptime_s=3725.7)
+    stats = VmStats("u1", cpu_percent=12.6, assigned_mib=2048, started_at=time.time() - 3725.7)
     config = VmConfig(
         "web",
         "u1",

@@ -36,7 +36,7 @@ def test_cpu_share_of_the_whole_host() -> None:
         [(dom, {"state.state": RUNNING, "cpu.time": 2_000_000_000})], now=11.0, wall=1011.0
     )
     assert second["a"].cpu_percent == 50.0  # 2 s of CPU in 1 s on 4 CPUs
-    assert second["a"].uptime_s == 11.0
+    assert second["a"].started_at == 1000.0 and second["a"].uptime(1011.0) == 11.0
 
 
 def test_memory_figures_from_the_balloon() -> None:
@@ -49,7 +49,7 @@ def test_memory_figures_from_the_balloon() -> None:
     }
     stats = sampler.digest([(FakeDom("a"), record)], now=1.0, wall=5.0)["a"]
     assert stats.assigned_mib == 1024 and stats.demand_mib == 390
-    assert stats.uptime_s == 0.0  # first seen now
+    assert stats.started_at == 5.0  # first seen now
 
 
 def test_vms_that_stop_are_forgotten() -> None:
@@ -59,7 +59,7 @@ def test_vms_that_stop_are_forgotten() -> None:
     off = sampler.digest([(dom, {"state.state": libvirt.VIR_DOMAIN_SHUTOFF})], now=2.0, wall=2.0)
     assert off == {}
     again = sampler.digest([(dom, {"state.state": RUNNING, "cpu.time": 9})], now=3.0, wall=3.0)
-    assert again["a"].cpu_percent is None and again["a"].uptime_s == 0.0
+    assert again["a"].cpu_percent is None and again["a"].started_at == 3.0
 
 
 def test_process_start_time_of_this_process() -> None:
