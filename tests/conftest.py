@@ -121,3 +121,20 @@ def test_guest() -> Any:
     from tests.support.guest import build_test_guest
 
     return build_test_guest()
+
+
+# Figures worth seeing in the test log (never asserted: timing belongs to bench/).
+MEASUREMENTS: list[str] = []
+
+
+def record_measurement(text: str) -> None:
+    """Add a line to the "measurements" section printed at the end of the run."""
+    MEASUREMENTS.append(text)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the GUI stalls and latencies measured during the run."""
+    if MEASUREMENTS:
+        terminalreporter.section("measurements (informative, not asserted)")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)

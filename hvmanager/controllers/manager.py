@@ -73,6 +73,6 @@ class ServerManager(QObject):
         save_settings(self.settings)
 
     def close(self) -> None:
-        """Disconnect every server."""
+        """Disconnect every server (the application quits: this waits for the daemons)."""
         for controller in self.servers.values():
-            controller.close()
+            controller.close(wait=True)

@@ -145,7 +145,7 @@ class ServerController(QObject):
             self.accel = await self._runner.run(creation.acceleration_for, self.server, self.settings)
             listed = await self._runner.run(inventory.list_vms, self.server.conn)
         except HvError as exc:
-            self.server.forget()
+            await self._runner.run(self.server.close)  # a half-made connection is not kept
             self._set_connection(ConnectionState.DISCONNECTED, str(exc))
             self._schedule_retry()
             return
@@ -187,14 +187,22 @@ class ServerController(QObject):
         if self._stats_timer.isActive():
             self._stats_timer.start(interval_ms)
 
-    def close(self) -> None:
-        """Stop timers and disconnect (used when the server is removed or the app quits)."""
+    def close(self, wait: bool = False) -> None:
+        """Stop timers and disconnect.
+
+        When a server is removed the connection is closed in the background (the daemon may be
+        slow to answer); when the application quits, ``wait`` closes it before returning, so that
+        no libvirt call is still running while the interpreter shuts down.
+        """
         self._closing = True
         self._events.blockSignals(True)
         for timer in (self._stats_timer, self._retry_timer, self._flush_timer):
             timer.stop()
-        self.server.close()
-        self._runner.shutdown()
+        if wait:
+            self._runner.shutdown()
+            self.server.close()
+        else:
+            self._runner.shutdown(last=self.server.close)
 
     # --- libvirt events, on the GUI thread (queued by _EventBridge); no libvirt calls here -----
 

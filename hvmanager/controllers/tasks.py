@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -25,9 +26,15 @@ class BlockingRunner:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, func, *args)
 
-    def shutdown(self) -> None:
-        """Stop accepting work (running calls finish in their threads)."""
+    def shutdown(self, last: Callable[[], object] | None = None) -> None:
+        """Stop accepting work; queued calls are dropped, running ones finish in their threads.
+
+        ``last`` (closing the connection, say) runs in a thread of its own, so that the caller,
+        the GUI thread, never waits for the daemon.
+        """
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if last is not None:
+            threading.Thread(target=last, name="hvmanager-close", daemon=True).start()
 
 
 def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

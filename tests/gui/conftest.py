@@ -24,6 +24,7 @@ from hvmanager.controllers.tasks import pending_tasks
 from hvmanager.controllers.watchdog import StallWatchdog
 from hvmanager.ui.main_window import MainWindow
 from hvmanager.ui.theme import apply_theme
+from tests.conftest import record_measurement
 
 
 @pytest.fixture(scope="session")
@@ -110,4 +111,4 @@ def watchdog(event_loop_qt: qasync.QEventLoop, request: pytest.FixtureRequest) -
     dog.start()
     yield dog
     dog.stop()
-    print(f"\n[watchdog] {request.node.name}: longest GUI event-loop stall {dog.longest_stall_ms:.1f} ms")
+    record_measurement(f"{request.node.name}: longest GUI event-loop stall {dog.longest_stall_ms:.1f} ms")

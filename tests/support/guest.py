@@ -210,9 +210,7 @@ def default_cache_dir() -> Path:
     return Path(env) if env else DEFAULT_CACHE_DIR
 
 
-def guest_cache_key(
-    init_script: bytes | None = None, modules: Sequence[str] = GUEST_MODULES
-) -> str:
+def guest_cache_key(init_script: bytes | None = None, modules: Sequence[str] = GUEST_MODULES) -> str:
     """Return the short hash naming a guest build (the part after the version).
 
     It covers the init script (default: the contents of :data:`INIT_SCRIPT`),
@@ -291,9 +289,7 @@ def resolve_kernel_package(meta_package: str = KERNEL_META_PACKAGE) -> tuple[str
     result = _run(["apt-cache", "show", "--no-all-versions", meta_package])
     depends = _control_field(result.stdout, "Depends")
     for alternative in re.split(r"[,|]", depends or ""):
-        match = re.fullmatch(
-            r"\s*(linux-image-\d[^\s(]*)\s*(?:\(\s*=\s*([^\s)]+)\s*\))?\s*", alternative
-        )
+        match = re.fullmatch(r"\s*(linux-image-\d[^\s(]*)\s*(?:\(\s*=\s*([^\s)]+)\s*\))?\s*", alternative)
         if match:
             name, version = match.group(1), match.group(2)
             if version is None:
@@ -380,9 +376,7 @@ def _remove_stale_temporaries(cache: Path, max_age: float = 3600.0) -> None:
 
 def _find_cached_guest(guests: Path, key: str) -> TestGuest | None:
     """Return the newest complete guest in ``guests`` built with ``key``, if any."""
-    candidates = [
-        manifest.parent for manifest in guests.glob(f"*-{key}/{_MANIFEST}") if manifest.is_file()
-    ]
+    candidates = [manifest.parent for manifest in guests.glob(f"*-{key}/{_MANIFEST}") if manifest.is_file()]
     if not candidates:
         return None
     newest = max(candidates, key=lambda path: (path / _MANIFEST).stat().st_mtime)
@@ -574,9 +568,7 @@ def _read_module(path: Path) -> bytes:
         return gzip.decompress(path.read_bytes())
     if path.suffix == ".zst":
         if shutil.which("zstd") is None:
-            raise GuestBuildError(
-                f"{path.name} is zstd-compressed: install the Debian package zstd"
-            )
+            raise GuestBuildError(f"{path.name} is zstd-compressed: install the Debian package zstd")
         return _run_bytes(["zstd", "-dc", str(path)])
     return path.read_bytes()
 
@@ -647,9 +639,7 @@ def _run(args: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedPr
     except FileNotFoundError as exc:
         raise GuestBuildError(f"{args[0]} not found: {exc}") from exc
     if result.returncode != 0:
-        raise GuestBuildError(
-            f"{' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}"
-        )
+        raise GuestBuildError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
     return result
 
 
@@ -679,9 +669,7 @@ class QemuProcess(subprocess.Popen[bytes]):
     stderr_log: Path
     """QEMU's own stdout and stderr."""
 
-    def __init__(
-        self, args: Sequence[str], *, serial_log: Path, qmp_socket: Path, stderr_log: Path
-    ) -> None:
+    def __init__(self, args: Sequence[str], *, serial_log: Path, qmp_socket: Path, stderr_log: Path) -> None:
         """Start QEMU with ``args``; its output goes to ``stderr_log``."""
         self.serial_log = serial_log
         self.qmp_socket = qmp_socket
@@ -711,9 +699,7 @@ def boot_with_qemu(
     """
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
-        raise FileNotFoundError(
-            f"qemu-system-x86_64 not found: install the Debian package {_QEMU_PACKAGE}"
-        )
+        raise FileNotFoundError(f"qemu-system-x86_64 not found: install the Debian package {_QEMU_PACKAGE}")
     serial_log = serial_log.absolute()
     socket_path = (qmp_socket or serial_log.with_suffix(".qmp")).absolute()
     if len(os.fsencode(socket_path)) > 107:

@@ -15,7 +15,7 @@ import pytest
 
 from hvmanager.controllers.server import ConnectionState
 from hvmanager.views.vm_table_model import Column
-from tests.conftest import SYSTEM_URI, ensure_libvirtd
+from tests.conftest import SYSTEM_URI, ensure_libvirtd, record_measurement
 from tests.gui.conftest import settle, wait_until
 from tests.vm.conftest import GuestVm
 from tests.vm.helpers import domstate, qemu_pid, virsh, wait_serial
@@ -48,8 +48,9 @@ def test_virsh_start_and_destroy_show_up(
         up = await _latency(window, guest_vm.name, "Running")
         await asyncio.to_thread(virsh, "destroy", guest_vm.name)
         down = await _latency(window, guest_vm.name, "Off")
-        print(
-            f"\n[events] virsh start -> Running in {up * 1000:.0f} ms; destroy -> Off in {down * 1000:.0f} ms"
+        record_measurement(
+            f"virsh start -> Running {up * 1000:.0f} ms after virsh returned; "
+            f"destroy -> Off {down * 1000:.0f} ms"
         )
         await settle()
 
@@ -64,7 +65,7 @@ def test_qemu_killed_turns_off(run: Any, make_window: Any, guest_vm: GuestVm) ->
         await wait_until(lambda: _state(window, guest_vm.name) == "Running", 20)
         os.kill(qemu_pid(guest_vm.name), signal.SIGKILL)
         down = await _latency(window, guest_vm.name, "Off")
-        print(f"\n[events] QEMU SIGKILLed -> Off in {down * 1000:.0f} ms")
+        record_measurement(f"QEMU SIGKILLed -> Off in {down * 1000:.0f} ms")
         assert domstate(guest_vm.name) == "shut off"
         await settle()
 
@@ -100,7 +101,7 @@ def test_daemon_not_running_then_started(
             ensure_libvirtd()
             started = time.monotonic()
             await wait_until(lambda: controller.state is ConnectionState.CONNECTED, 15, "reconnection")
-            print(f"\n[faults] connected {time.monotonic() - started:.1f} s after the daemon came up")
+            record_measurement(f"connected {time.monotonic() - started:.1f} s after the daemon came up")
             await wait_until(lambda: _state(window, guest_vm.name) == "Off", 10)
             assert window.banner.isHidden()
             await settle()
@@ -126,7 +127,7 @@ def test_daemon_restart_reconnects_by_itself(
         ensure_libvirtd()
         started = time.monotonic()
         await wait_until(lambda: controller.state is ConnectionState.CONNECTED, 15, "reconnection")
-        print(f"\n[faults] reconnected {time.monotonic() - started:.1f} s after libvirtd restarted")
+        record_measurement(f"reconnected {time.monotonic() - started:.1f} s after libvirtd restarted")
         # The VM kept running while the daemon was away, and events work again.
         await wait_until(lambda: _state(window, guest_vm.name) == "Running", 10)
         virsh("destroy", guest_vm.name)
