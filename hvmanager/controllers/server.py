@@ -19,7 +19,7 @@ from hvmanager.backend import creation, inventory, operations, screenshot, vmset
 from hvmanager.backend.accel import AccelDecision
 from hvmanager.backend.connection import Server
 from hvmanager.backend.errors import HvError
-from hvmanager.backend.models import HostInfo, VmConfig, VmInfo, VmSpec, VmState
+from hvmanager.backend.models import HostInfo, VmConfig, VmInfo, VmSpec, VmState, VmStats
 from hvmanager.backend.settings import AppSettings
 from hvmanager.backend.stats import StatsSampler, local_start_time
 from hvmanager.backend.vmspec import HostContext
@@ -101,6 +101,8 @@ class ServerController(QObject):
         self._configs: dict[str, VmConfig] = {}
         self._runner = BlockingRunner(name=f"hv-{uri}")
         self._sampler: StatsSampler | None = None
+        self._last_stats: dict[str, VmStats] | None = None
+        self.ticks = 0  # stats ticks done (whether or not a figure changed)
         self._stats_busy = False
         self._dirty: set[str] = set()
         self._stats_timer = QTimer(self)
@@ -150,6 +152,7 @@ class ServerController(QObject):
             self._schedule_retry()
             return
         self._sampler = StatsSampler(self.host.cpus, self._start_time_reader())
+        self._last_stats = None
         self.vms = {vm.uuid: vm for vm in listed}
         self._configs.clear()
         self.vms_listed.emit(listed)
@@ -279,12 +282,27 @@ class ServerController(QObject):
     async def _sample(self) -> None:
         try:
             assert self._sampler is not None
-            stats = await self._runner.run(self._sampler.sample, self.server.conn)
-            self.stats_updated.emit(stats)
+            stats = await self._runner.run(self._sample_if_changed, self._sampler)
+            self.ticks += 1
+            if stats is not None:
+                self.stats_updated.emit(stats)
         except HvError as exc:
             log.debug("stats tick failed: %s", exc)
         finally:
             self._stats_busy = False
+
+    @property
+    def last_stats(self) -> dict[str, VmStats]:
+        """The latest live figures (a tick that changed nothing emits nothing)."""
+        return self._last_stats or {}
+
+    def _sample_if_changed(self, sampler: StatsSampler) -> dict[str, VmStats] | None:
+        """One tick (in the executor); None when no figure changed, so the GUI has nothing to do."""
+        stats = sampler.sample(self.server.conn)
+        if stats == self._last_stats:
+            return None
+        self._last_stats = stats
+        return stats
 
     async def refresh(self) -> None:
         """Re-list every VM (Refresh)."""

@@ -97,6 +97,11 @@ class AppActions(QObject):
             self.remove_server,
         ]
 
+    def toolbar(self) -> list[QAction | None]:
+        """The toolbar: the VM commands of the Actions pane up to Reset, then Refresh."""
+        commands = VM_BLOCK_ORDER[: VM_BLOCK_ORDER.index(VmAction.RESET) + 1]
+        return [None if kind is None else self.vm[kind] for kind in commands] + [None, self.refresh]
+
     def vm_block(self) -> list[QAction | None]:
         """The VM block of the Actions pane."""
         return [None if kind is None else self.vm[kind] for kind in VM_BLOCK_ORDER]

@@ -8,11 +8,19 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 
+import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from hvmanager import __version__
+from hvmanager.backend.connection import start_event_thread
+from hvmanager.backend.settings import load_settings
+from hvmanager.controllers.manager import ServerManager
+from hvmanager.ui.main_window import MainWindow
+from hvmanager.ui.theme import apply_theme
 
 log = logging.getLogger("hvmanager")
 
@@ -60,6 +68,43 @@ def _excepthook(kind: type[BaseException], value: BaseException, tb: TracebackTy
         box.open()
 
 
+@dataclass
+class Application:
+    """The running pieces: Qt, the qasync loop, the servers and the main window."""
+
+    qt: QApplication
+    loop: qasync.QEventLoop
+    manager: ServerManager
+    window: MainWindow
+
+
+def build_application(extra_servers: Sequence[str] = ()) -> Application:
+    """Set up Qt, the theme, the event loops and the window, shown and connecting."""
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("hvmanager")
+    apply_theme(app)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    start_event_thread()  # before any connection opens
+    sys.excepthook = _excepthook
+    manager = ServerManager(load_settings())
+    window = MainWindow(manager)
+    window.show()
+    manager.start()
+    for uri in extra_servers:
+        manager.add_server(uri)
+    return Application(app, loop, manager, window)
+
+
+def run_until_quit(application: Application) -> int:
+    """Run the event loop until the last window closes; returns the exit code."""
+    quitting = asyncio.Event()
+    application.qt.aboutToQuit.connect(quitting.set)
+    with application.loop:
+        application.loop.run_until_complete(quitting.wait())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the application; returns the exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
@@ -68,33 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     if not has_display():
+        sys.stderr.write(NO_DISPLAY_HINT + "\n")
         return 2
-    import qasync
-
-    from hvmanager.backend.connection import start_event_thread
-    from hvmanager.backend.settings import load_settings
-    from hvmanager.controllers.manager import ServerManager
-    from hvmanager.ui.main_window import MainWindow
-    from hvmanager.ui.theme import apply_theme
-
-    app = QApplication(sys.argv[:1])
-    app.setApplicationName("hvmanager")
-    apply_theme(app)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    start_event_thread()
-    sys.excepthook = _excepthook
-    manager = ServerManager(load_settings())
-    window = MainWindow(manager)
-    window.show()
-    manager.start()
-    for uri in args.connect:
-        manager.add_server(uri)
-    quitting = asyncio.Event()
-    app.aboutToQuit.connect(quitting.set)
-    with loop:
-        loop.run_until_complete(quitting.wait())
-    return 0
+    return run_until_quit(build_application(args.connect))
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class DetailsPresenter(QObject):
             return  # the selection moved on meanwhile
         accel_text = acceleration_text(config, controller.accel, info.state.is_active)
         self.pane.show_vm(info.name, info.state, config, accel_text)
+        self.pane.show_stats(controller.last_stats.get(uuid))
         self.pane.show_heartbeat(extra.get("heartbeat"), info.state)
         self.pane.show_addresses(extra.get("addresses", {}), info.state)
 

@@ -122,21 +122,8 @@ class MainWindow(QMainWindow):
         toolbar = QToolBar("Actions")
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
-        for kind in (
-            VmAction.CONNECT,
-            VmAction.SETTINGS,
-            None,
-            VmAction.START,
-            VmAction.TURN_OFF,
-            VmAction.SHUT_DOWN,
-            VmAction.SAVE,
-            VmAction.PAUSE,
-            VmAction.RESUME,
-            VmAction.RESET,
-        ):
-            toolbar.addSeparator() if kind is None else toolbar.addAction(acts.vm[kind])
-        toolbar.addSeparator()
-        toolbar.addAction(acts.refresh)
+        for entry in acts.toolbar():
+            toolbar.addSeparator() if entry is None else toolbar.addAction(entry)
         self.addToolBar(toolbar)
 
     def _wire(self) -> None:

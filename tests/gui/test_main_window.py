@@ -15,6 +15,7 @@ from hvmanager.backend.vmactions import VmAction
 from hvmanager.controllers.server import ConnectionState
 from hvmanager.views.vm_table_model import Column, VmRole
 from tests.gui.conftest import settle, wait_until
+from tests.gui.table import names, select, state
 from tests.support.testdriver import PAUSED, RUNNING, SHUTOFF, write_node
 
 VMS = [
@@ -31,28 +32,6 @@ def node_uri(tmp_path: Path) -> str:
     return write_node(tmp_path / "node.xml", VMS)
 
 
-def _names(window: Any) -> list[str]:
-    model = window.table.model()
-    return [model.index(row, Column.NAME).data() for row in range(model.rowCount())]
-
-
-def _select(window: Any, name: str) -> None:
-    model = window.table.model()
-    for row in range(model.rowCount()):
-        if model.index(row, Column.NAME).data() == name:
-            window.table.selectRow(row)
-            return
-    raise AssertionError(f"{name} is not listed")
-
-
-def _state(window: Any, name: str) -> str:
-    model = window.table.model()
-    for row in range(model.rowCount()):
-        if model.index(row, Column.NAME).data() == name:
-            return str(model.index(row, Column.STATE).data())
-    return ""
-
-
 def _modal(kind: type) -> Any:
     widget = QApplication.activeModalWidget()
     assert isinstance(widget, kind), f"expected a {kind.__name__}, got {widget!r}"
@@ -63,16 +42,16 @@ def test_lists_vms_sorted_with_states(run: Any, make_window: Any, node_uri: str)
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4, what="the VM list")
-        assert _names(window) == ["alpha", "beta", "delta", "gamma"]
-        assert [_state(window, n) for n in ("alpha", "beta", "gamma", "delta")] == [
+        await wait_until(lambda: len(names(window)) == 4, what="the VM list")
+        assert names(window) == ["alpha", "beta", "delta", "gamma"]
+        assert [state(window, n) for n in ("alpha", "beta", "gamma", "delta")] == [
             "Running",
             "Saved",
             "Paused",
             "Off",
         ]
         window.table.sortByColumn(Column.STATE, Qt.SortOrder.AscendingOrder)
-        assert _names(window)[0] in ("beta", "delta") or _names(window)[0] == "delta"
+        assert names(window)[0] in ("beta", "delta") or names(window)[0] == "delta"
         assert window.banner.isHidden()
         await settle()
 
@@ -85,7 +64,7 @@ def test_vm_list_model_passes_the_model_tester(
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
+        await wait_until(lambda: len(names(window)) == 4)
         await wait_until(lambda: _uptime_shown(window), what="a stats tick")
         await settle()
 
@@ -126,14 +105,14 @@ def _uptime_shown(window: Any) -> bool:
         ),
     ],
 )
-def test_actions_follow_the_state(
+def test_actions_follow_thestate(
     run: Any, make_window: Any, node_uri: str, name: str, enabled: set[VmAction], disabled: set[VmAction]
 ) -> None:
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
-        _select(window, name)
+        await wait_until(lambda: len(names(window)) == 4)
+        select(window, name)
         for kind in enabled:
             assert window.vm_action(kind).isEnabled(), kind
         for kind in disabled:
@@ -152,7 +131,7 @@ def test_multi_select_allows_only_start_turn_off_shut_down(run: Any, make_window
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
+        await wait_until(lambda: len(names(window)) == 4)
         window.table.selectAll()
         assert window.actions_pane.vm_block.header.text() == "4 virtual machines"
         for kind in (VmAction.SETTINGS, VmAction.RENAME, VmAction.DELETE, VmAction.SAVE):
@@ -170,19 +149,19 @@ def test_pause_resume_and_turn_off_through_the_actions_pane(
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
-        _select(window, "alpha")
+        await wait_until(lambda: len(names(window)) == 4)
+        select(window, "alpha")
         pause_button = next(b for b in window.actions_pane.vm_block.buttons() if b.text() == "Pause")
         pause_button.click()
-        await wait_until(lambda: _state(window, "alpha") == "Paused", what="Paused")
+        await wait_until(lambda: state(window, "alpha") == "Paused", what="Paused")
         assert window.vm_action(VmAction.RESUME).isVisible()
         window.vm_action(VmAction.RESUME).trigger()
-        await wait_until(lambda: _state(window, "alpha") == "Running", what="Running")
+        await wait_until(lambda: state(window, "alpha") == "Running", what="Running")
         window.vm_action(VmAction.TURN_OFF).trigger()
         box = _modal(QMessageBox)
         assert "alpha" in box.text()
         box.findChild(QPushButton, "confirmButton").click()
-        await wait_until(lambda: _state(window, "alpha") == "Off", what="Off")
+        await wait_until(lambda: state(window, "alpha") == "Off", what="Off")
         await settle()
 
     run(body)
@@ -192,13 +171,13 @@ def test_cancelled_confirmation_changes_nothing(run: Any, make_window: Any, node
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
-        _select(window, "alpha")
+        await wait_until(lambda: len(names(window)) == 4)
+        select(window, "alpha")
         window.vm_action(VmAction.RESET).trigger()
         box = _modal(QMessageBox)
         box.button(QMessageBox.StandardButton.Cancel).click()
         await settle()
-        assert _state(window, "alpha") == "Running"
+        assert state(window, "alpha") == "Running"
 
     run(body)
 
@@ -207,8 +186,8 @@ def test_rename_dialog_validates_and_renames(run: Any, make_window: Any, node_ur
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
-        _select(window, "delta")
+        await wait_until(lambda: len(names(window)) == 4)
+        select(window, "delta")
         window.vm_action(VmAction.RENAME).trigger()
         dialog = _modal(QDialog)
         ok = dialog.findChild(QPushButton, "okButton")
@@ -222,8 +201,8 @@ def test_rename_dialog_validates_and_renames(run: Any, make_window: Any, node_ur
         dialog.name_edit.setText("epsilon")
         assert ok.isEnabled()
         ok.click()
-        await wait_until(lambda: "epsilon" in _names(window), what="the new name")
-        assert "delta" not in _names(window)
+        await wait_until(lambda: "epsilon" in names(window), what="the new name")
+        assert "delta" not in names(window)
         await settle()
 
     run(body)
@@ -235,13 +214,13 @@ def test_delete_dialog_lists_nothing_for_diskless_vm_and_deletes(
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
-        _select(window, "delta")
+        await wait_until(lambda: len(names(window)) == 4)
+        select(window, "delta")
         window.vm_action(VmAction.DELETE).trigger()
         dialog = await wait_until(lambda: QApplication.activeModalWidget(), what="the Delete dialog")
         assert dialog.objectName() == "deleteDialog"
         dialog.findChild(QPushButton, "okButton").click()
-        await wait_until(lambda: "delta" not in _names(window), what="the VM to go")
+        await wait_until(lambda: "delta" not in names(window), what="the VM to go")
         await settle()
 
     run(body)
@@ -251,8 +230,8 @@ def test_context_menu_offers_the_vm_actions(run: Any, make_window: Any, node_uri
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
-        _select(window, "alpha")
+        await wait_until(lambda: len(names(window)) == 4)
+        select(window, "alpha")
         window.table.customContextMenuRequested.emit(window.table.rect().center())
         menu = window.findChild(type(window.menuBar().actions()[0].menu()), "vmContextMenu")
         labels = [a.text() for a in menu.actions() if a.text()]
@@ -267,7 +246,7 @@ def test_connect_and_remove_a_second_server(run: Any, make_window: Any, node_uri
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
+        await wait_until(lambda: len(names(window)) == 4)
         window.app_actions.connect_server.trigger()
         dialog = _modal(QDialog)
         dialog.other_radio.setChecked(True)
@@ -276,7 +255,7 @@ def test_connect_and_remove_a_second_server(run: Any, make_window: Any, node_uri
         dialog.uri_edit.setText("test:///default")
         dialog.findChild(QPushButton, "okButton").click()
         await wait_until(lambda: window.server_tree.current_uri() == "test:///default")
-        await wait_until(lambda: _names(window) == ["test"], what="the second server's VMs")
+        await wait_until(lambda: names(window) == ["test"], what="the second server's VMs")
         assert window.server_tree.uris() == [node_uri, "test:///default"]
         assert window.manager.settings.servers == [node_uri, "test:///default"]
         window.app_actions.remove_server.trigger()
@@ -310,14 +289,14 @@ def test_details_pane_shows_the_selected_vm(run: Any, make_window: Any, node_uri
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
-        _select(window, "beta")
+        await wait_until(lambda: len(names(window)) == 4)
+        select(window, "beta")
         pane = window.details_pane
         await wait_until(lambda: pane.title() == "beta" and pane.summary.values["state"].text() == "Saved")
         assert pane.memory.values["startup"].text() == "256 MB"
         assert pane.summary.values["heartbeat"].text() == "Not applicable"
         assert pane.thumbnail.text() == "Saved"
-        _select(window, "alpha")
+        select(window, "alpha")
         await wait_until(lambda: pane.title() == "alpha")
         await wait_until(
             lambda: pane.thumbnail.pixmap() is not None and not pane.thumbnail.pixmap().isNull(),
@@ -334,7 +313,7 @@ def test_state_role_and_sort_role(run: Any, make_window: Any, node_uri: str) -> 
     window = make_window(node_uri)
 
     async def body() -> None:
-        await wait_until(lambda: len(_names(window)) == 4)
+        await wait_until(lambda: len(names(window)) == 4)
         model = window.model_for(node_uri)
         row = model.row_of("00000000-0000-0000-0000-000000000002")
         assert model.index(row, Column.NAME).data(VmRole.STATE) is VmState.SAVED
@@ -353,6 +332,32 @@ def test_uptime_cells_repaint_every_second(run: Any, make_window: Any, node_uri:
         row = next(r for r in range(model.rowCount()) if model.index(r, Column.NAME).data() == "alpha")
         first = model.index(row, Column.UPTIME).data()
         await wait_until(lambda: model.index(row, Column.UPTIME).data() != first, 5, "the uptime to advance")
+        await settle()
+
+    run(body)
+
+
+def test_start_several_selected_vms_at_once(run: Any, make_window: Any, node_uri: str) -> None:
+    window = make_window(node_uri)
+
+    async def body() -> None:
+        await wait_until(lambda: len(names(window)) == 4)
+        model = window.table.model()
+        rows = [r for r in range(model.rowCount()) if model.index(r, Column.NAME).data() in ("beta", "delta")]
+        selection = window.table.selectionModel()
+        for row in rows:
+            selection.select(
+                model.index(row, 0), selection.SelectionFlag.Select | selection.SelectionFlag.Rows
+            )
+        assert window.actions_pane.vm_block.header.text() == "2 virtual machines"
+        assert window.vm_action(VmAction.START).isEnabled()
+        window.vm_action(VmAction.START).trigger()
+        await wait_until(lambda: state(window, "beta") == state(window, "delta") == "Running", 10)
+        window.vm_action(VmAction.TURN_OFF).trigger()
+        box = _modal(QMessageBox)
+        assert "'beta'" in box.text() and "'delta'" in box.text()
+        box.findChild(QPushButton, "confirmButton").click()
+        await wait_until(lambda: state(window, "beta") == state(window, "delta") == "Off", 10)
         await settle()
 
     run(body)

@@ -132,9 +132,49 @@ disks=$(block_devices)
 say "disks ${disks% }"
 run_cmdline_options
 
+# The power button's input device appears asynchronously after its module
+# loads, and acpid opens /dev/input/event* once, when it starts: wait for the
+# button's event node first, or a loaded machine may start acpid too early
+# and never see the button (ACPI shutdown then does nothing).
+power_button_event() {
+    grep -A6 'Name="Power Button"' /proc/bus/input/devices 2>/dev/null |
+        sed -n 's/^H: Handlers=.*\(event[0-9][0-9]*\).*/\1/p' | head -n 1
+}
+
+wait_for_power_button() {
+    i=0
+    while [ "$i" -lt 100 ]; do
+        event=$(power_button_event)
+        if [ -n "$event" ] && [ -e "/dev/input/$event" ]; then
+            return 0
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    say "no power button input device"
+    return 1
+}
+
+# "ready" once acpid holds the button's device open.
+wait_for_acpid() {
+    i=0
+    while [ "$i" -lt 100 ]; do
+        if ls -l "/proc/$1/fd" 2>/dev/null | grep -q "/dev/input/$event"; then
+            return 0
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    say "acpid did not open /dev/input/$event"
+}
+
 # Foreground mode (-d), backgrounded by this shell: the daemonizing form did
 # not react to the power button.
+event=""
+wait_for_power_button
 acpid -d -c /etc/acpi &
+acpid_pid=$!
+[ -n "$event" ] && wait_for_acpid "$acpid_pid"
 say ready
 
 n=1

@@ -23,22 +23,10 @@ from hvmanager.backend.vmactions import VmAction
 from hvmanager.views.vm_table_model import Column, VmRole
 from tests.conftest import SYSTEM_URI, vm_name
 from tests.gui.conftest import settle, wait_until
+from tests.gui.table import cell, row_of
 from tests.vm.helpers import domain_exists, dominfo, domstate, last_tick, qemu_img_info, serial_text, virsh
 
 pytestmark = pytest.mark.vm
-
-
-def _row(window: Any, name: str) -> int | None:
-    model = window.table.model()
-    for row in range(model.rowCount()):
-        if model.index(row, Column.NAME).data() == name:
-            return row
-    return None
-
-
-def _cell(window: Any, name: str, column: Column, role: int = 0) -> Any:
-    row = _row(window, name)
-    return None if row is None else window.table.model().index(row, column).data(role)
 
 
 def _click_vm_action(window: Any, label: str) -> None:
@@ -96,7 +84,7 @@ async def _create_with_wizard(window: Any, name: str, location: Path, guest: Any
     finish = wizard.button(QWizard.WizardButton.FinishButton)
     assert finish.isEnabled()
     finish.click()
-    await wait_until(lambda: _row(window, name) is not None, 20, "the new VM in the list")
+    await wait_until(lambda: row_of(window, name) is not None, 20, "the new VM in the list")
 
 
 def test_create_start_shut_down_save_turn_off_delete(
@@ -117,18 +105,18 @@ def test_create_start_shut_down_save_turn_off_delete(
 
         # Start: Running in the list and for virsh, CPU in use, the guest's serial says it booted.
         _click_vm_action(window, "Start")
-        await wait_until(lambda: _cell(window, name, Column.STATE) == "Running", 30, "Running")
+        await wait_until(lambda: cell(window, name, Column.STATE) == "Running", 30, "Running")
         assert await asyncio.to_thread(domstate, name) == "running"
         await wait_until(lambda: "HVTEST: ready" in serial_text(serial), 90, "the guest to boot")
-        await wait_until(lambda: (_cell(window, name, Column.CPU, VmRole.SORT) or 0) > 0, 20, "CPU usage")
-        assert _cell(window, name, Column.MEMORY).endswith(" MB")
-        assert _cell(window, name, Column.UPTIME)
+        await wait_until(lambda: (cell(window, name, Column.CPU, VmRole.SORT) or 0) > 0, 20, "CPU usage")
+        assert cell(window, name, Column.MEMORY).endswith(" MB")
+        assert cell(window, name, Column.UPTIME)
 
         # Shut Down: the guest obeys ACPI and the VM turns Off.
         _click_vm_action(window, "Shut Down...")
         await _confirm()
         try:
-            await wait_until(lambda: _cell(window, name, Column.STATE) == "Off", 60, "Off after shut down")
+            await wait_until(lambda: cell(window, name, Column.STATE) == "Off", 60, "Off after shut down")
         except AssertionError as exc:
             state = await asyncio.to_thread(domstate, name)
             tail = "\n".join(serial_text(serial).splitlines()[-12:])
@@ -146,26 +134,26 @@ def test_create_start_shut_down_save_turn_off_delete(
             "the second boot",
         )
         _click_vm_action(window, "Save")
-        await wait_until(lambda: _cell(window, name, Column.STATE) == "Saved", 60, "Saved")
+        await wait_until(lambda: cell(window, name, Column.STATE) == "Saved", 60, "Saved")
         info = await asyncio.to_thread(dominfo, name)
         assert info["State"] == "shut off" and info["Managed save"] == "yes"
         ticks, offset = last_tick(serial_text(serial)), len(serial_text(serial))
         _click_vm_action(window, "Start")
-        await wait_until(lambda: _cell(window, name, Column.STATE) == "Running", 60, "restored")
+        await wait_until(lambda: cell(window, name, Column.STATE) == "Running", 60, "restored")
         await wait_until(lambda: last_tick(serial_text(serial)) >= ticks + 2, 30, "ticks after restore")
         assert "HVTEST: booted" not in serial_text(serial)[offset:]
 
         # Turn Off, then Delete with the disk.
         _click_vm_action(window, "Turn Off...")
         await _confirm()
-        await wait_until(lambda: _cell(window, name, Column.STATE) == "Off", 30, "Off")
+        await wait_until(lambda: cell(window, name, Column.STATE) == "Off", 30, "Off")
         assert await asyncio.to_thread(domstate, name) == "shut off"
         window.vm_action(VmAction.DELETE).trigger()
         dialog = await wait_until(QApplication.activeModalWidget, 10, "the Delete dialog")
         assert [dialog.files.item(i).text() for i in range(dialog.files.count())] == [str(disk)]
         dialog.delete_disks.setChecked(True)
         dialog.findChild(QPushButton, "okButton").click()
-        await wait_until(lambda: _row(window, name) is None, 30, "the VM to leave the list")
+        await wait_until(lambda: row_of(window, name) is None, 30, "the VM to leave the list")
         assert not await asyncio.to_thread(domain_exists, name)
         assert not disk.exists() and not (vm_location / name).exists()
         await settle()

@@ -14,26 +14,18 @@ from typing import Any
 import pytest
 
 from hvmanager.controllers.server import ConnectionState
-from hvmanager.views.vm_table_model import Column
 from tests.conftest import SYSTEM_URI, ensure_libvirtd, record_measurement
 from tests.gui.conftest import settle, wait_until
+from tests.gui.table import state
 from tests.vm.conftest import GuestVm
 from tests.vm.helpers import domstate, qemu_pid, virsh, wait_serial
 
 pytestmark = pytest.mark.vm
 
 
-def _state(window: Any, name: str) -> str:
-    model = window.table.model()
-    for row in range(model.rowCount()):
-        if model.index(row, Column.NAME).data() == name:
-            return str(model.index(row, Column.STATE).data())
-    return ""
-
-
-async def _latency(window: Any, name: str, state: str) -> float:
+async def _latency(window: Any, name: str, wanted: str) -> float:
     started = time.monotonic()
-    await wait_until(lambda: _state(window, name) == state, 20, f"{name} {state}")
+    await wait_until(lambda: state(window, name) == wanted, 20, f"{name} {wanted}")
     return time.monotonic() - started
 
 
@@ -43,7 +35,7 @@ def test_virsh_start_and_destroy_show_up(
     window = make_window(SYSTEM_URI)
 
     async def body() -> None:
-        await wait_until(lambda: _state(window, guest_vm.name) == "Off", 20, "the VM listed as Off")
+        await wait_until(lambda: state(window, guest_vm.name) == "Off", 20, "the VM listed as Off")
         await asyncio.to_thread(virsh, "start", guest_vm.name)
         up = await _latency(window, guest_vm.name, "Running")
         await asyncio.to_thread(virsh, "destroy", guest_vm.name)
@@ -62,7 +54,7 @@ def test_qemu_killed_turns_off(run: Any, make_window: Any, guest_vm: GuestVm) ->
     virsh("start", guest_vm.name)
 
     async def body() -> None:
-        await wait_until(lambda: _state(window, guest_vm.name) == "Running", 20)
+        await wait_until(lambda: state(window, guest_vm.name) == "Running", 20)
         os.kill(qemu_pid(guest_vm.name), signal.SIGKILL)
         down = await _latency(window, guest_vm.name, "Off")
         record_measurement(f"QEMU SIGKILLed -> Off in {down * 1000:.0f} ms")
@@ -102,7 +94,7 @@ def test_daemon_not_running_then_started(
             started = time.monotonic()
             await wait_until(lambda: controller.state is ConnectionState.CONNECTED, 15, "reconnection")
             record_measurement(f"connected {time.monotonic() - started:.1f} s after the daemon came up")
-            await wait_until(lambda: _state(window, guest_vm.name) == "Off", 10)
+            await wait_until(lambda: state(window, guest_vm.name) == "Off", 10)
             assert window.banner.isHidden()
             await settle()
 
@@ -121,7 +113,7 @@ def test_daemon_restart_reconnects_by_itself(
 
     async def body() -> None:
         controller = window.manager.servers[SYSTEM_URI]
-        await wait_until(lambda: _state(window, guest_vm.name) == "Running", 20)
+        await wait_until(lambda: state(window, guest_vm.name) == "Running", 20)
         _stop_daemon()
         await wait_until(lambda: controller.state is not ConnectionState.CONNECTED, 15, "the drop to be seen")
         ensure_libvirtd()
@@ -129,9 +121,9 @@ def test_daemon_restart_reconnects_by_itself(
         await wait_until(lambda: controller.state is ConnectionState.CONNECTED, 15, "reconnection")
         record_measurement(f"reconnected {time.monotonic() - started:.1f} s after libvirtd restarted")
         # The VM kept running while the daemon was away, and events work again.
-        await wait_until(lambda: _state(window, guest_vm.name) == "Running", 10)
+        await wait_until(lambda: state(window, guest_vm.name) == "Running", 10)
         virsh("destroy", guest_vm.name)
-        await wait_until(lambda: _state(window, guest_vm.name) == "Off", 10, "events after reconnecting")
+        await wait_until(lambda: state(window, guest_vm.name) == "Off", 10, "events after reconnecting")
         await settle()
 
     try:

@@ -1,0 +1,1 @@
+"""Benchmarks for hvmanager: they print figures and never assert timings (see ``bench/README.md``)."""
