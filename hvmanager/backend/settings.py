@@ -50,6 +50,10 @@ class AppSettings:
     stats_interval_ms: int = 1000
     thumbnail_interval_ms: int = 3000
 
+    def custom_disk_folder(self) -> str | None:
+        """The folder for new disks when the user chose one; None means "in each VM's folder"."""
+        return self.disk_folder if self.disk_folder != AppSettings().disk_folder else None
+
     def accel_source(self) -> str:
         """Where the acceleration mode in force comes from (for the Summary tab's reason)."""
         mode = os.environ.get("HVMANAGER_ACCEL", "").strip().lower()

@@ -74,7 +74,11 @@ class HyperVSettingsDialog(QDialog):
         self.pages.setFixedWidth(200)
         self.stack = QStackedWidget()
         self.disks_page = _FolderPage(
-            "Virtual Hard Disks", "The default folder for new virtual hard disk files.", "diskFolderEdit"
+            "Virtual Hard Disks",
+            "The default folder for new virtual hard disk files. Left as it is, a new VM's disk goes "
+            "to the VM's own 'Virtual Hard Disks' folder; set another one (a faster disk, say) "
+            "and the New Virtual Machine wizard puts new disks there.",
+            "diskFolderEdit",
         )
         self.vms_page = _FolderPage(
             "Virtual Machines",

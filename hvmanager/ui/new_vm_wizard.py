@@ -123,7 +123,7 @@ class NewVmWizard(QWizard):
         self.generation_page = GenerationPage(self.spec, ctx)
         self.memory_page = MemoryPage(self.spec, ctx)
         self.network_page = NetworkPage(self.spec, ctx)
-        self.disk_page = DiskPage(self.spec, ctx)
+        self.disk_page = DiskPage(self.spec, ctx, settings.custom_disk_folder())
         self.install_page = InstallPage(self.spec, ctx)
         self.summary_page = SummaryPage(self.spec, ctx)
         for page_id, page in zip(PageId, self._pages(), strict=True):

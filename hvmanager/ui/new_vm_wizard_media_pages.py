@@ -60,7 +60,10 @@ def disk_size_limit(qemu_format: str, generation: int) -> int:
 class DiskPage(WizardPage):
     """A new disk (name, folder, size, format), an existing disk, or none for now."""
 
-    def __init__(self, spec_source: SpecSource, ctx: HostContext) -> None:
+    def __init__(self, spec_source: SpecSource, ctx: HostContext, disk_folder: str | None = None) -> None:
+        """``disk_folder``: the host's folder for new disks (Hyper-V Settings), when one was set;
+        otherwise a new disk goes to the VM's own "Virtual Hard Disks" folder."""
+        self._disk_folder = disk_folder
         super().__init__(
             "Connect Virtual Hard Disk",
             "A virtual machine requires storage so that you can install an operating system.",
@@ -154,7 +157,7 @@ class DiskPage(WizardPage):
     def follow_vm(self, name: str, location: str) -> None:
         """Keep the default name and folder in step with the VM until the user changes them."""
         self._vm_name = name
-        folder = str(paths.vm_folders(location, name).disks)
+        folder = self._disk_folder or str(paths.vm_folders(location, name).disks)
         if self.location_edit.text() == self._auto_folder:
             self.location_edit.setText(folder)
         self._auto_folder = folder

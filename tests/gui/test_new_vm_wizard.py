@@ -782,3 +782,14 @@ def test_generation_2_with_an_iso(qtbot: Any, wizard: NewVmWizard, location: Pat
         finish_button(wizard).click()
     assert blocker.args == [expected]
     assert wizard.result() == QDialog.DialogCode.Accepted
+
+
+def test_new_disk_goes_to_the_hosts_disk_folder_when_one_is_set(qtbot: Any, location: Path, tmp_path: Path):
+    fast = tmp_path / "fast-disks"
+    settings = AppSettings(vm_folder=str(location), disk_folder=str(fast))
+    wizard = NewVmWizard(HostContext(host_memory_mib=HOST_MEMORY_MIB, networks=NETWORKS), settings)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    go_to(wizard, PageId.DISK)
+    assert edit(wizard, "diskLocationEdit").text() == str(fast)
+    assert wizard.spec().disk == NewDisk(127, "qcow2", "New Virtual Machine.qcow2", str(fast))
