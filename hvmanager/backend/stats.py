@@ -79,6 +79,7 @@ class StatsSampler:
         self._start_time_of = start_time_of
         self._previous: dict[str, tuple[float, int]] = {}
         self._started: dict[str, float] = {}
+        self._last: dict[str, VmStats] = {}
 
     def sample(self, conn: Any) -> dict[str, VmStats]:
         """One tick: a single bulk call for every VM (blocking)."""
@@ -102,13 +103,20 @@ class StatsSampler:
             if stats.get("state.state") not in _ACTIVE_STATES:
                 continue
             seen.add(uuid)
-            result[uuid] = VmStats(
-                uuid=uuid,
-                cpu_percent=self._cpu_percent(uuid, stats.get("cpu.time"), now),
-                assigned_mib=_kib_to_mib(stats.get("balloon.current")),
-                demand_mib=_demand_mib(stats),
-                started_at=self._start(uuid, dom, wall),
+            figures = (
+                self._cpu_percent(uuid, stats.get("cpu.time"), now),
+                _kib_to_mib(stats.get("balloon.current")),
+                _demand_mib(stats),
+                self._start(uuid, dom, wall),
             )
+            last = self._last.get(uuid)
+            if (
+                last is None
+                or (last.cpu_percent, last.assigned_mib, last.demand_mib, last.started_at) != figures
+            ):
+                last = VmStats(uuid, *figures)  # otherwise the same object: equal at no cost
+            result[uuid] = last
+        self._last = result
         for gone in set(self._previous) - seen:
             del self._previous[gone]
         for gone in set(self._started) - seen:
