@@ -35,14 +35,20 @@ class VmTableView(QTableView):
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
+        # Columns exist only once a server's model is behind the proxy: size them then.
+        header.sectionCountChanged.connect(self._on_section_count_changed)
         self._uptime_clock = QTimer(self)
         self._uptime_clock.timeout.connect(self._repaint_uptimes)
         self._uptime_clock.start(UPTIME_REFRESH_MS)
 
     def apply_column_widths(self) -> None:
-        """Hyper-V Manager's column widths (call once a model is set)."""
+        """Hyper-V Manager's column widths."""
         for column, width in COLUMN_WIDTHS.items():
             self.setColumnWidth(column, width)
+
+    def _on_section_count_changed(self, old: int, new: int) -> None:
+        if old == 0 and new > 0:
+            self.apply_column_widths()
 
     def _repaint_uptimes(self) -> None:
         if not self.isVisible() or self.model() is None or not self.model().rowCount():

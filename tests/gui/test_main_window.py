@@ -361,3 +361,15 @@ def test_start_several_selected_vms_at_once(run: Any, make_window: Any, node_uri
         await settle()
 
     run(body)
+
+
+def test_columns_get_hyperv_widths_once_a_server_is_shown(run: Any, make_window: Any, node_uri: str) -> None:
+    window = make_window(node_uri)
+
+    async def body() -> None:
+        await wait_until(lambda: len(names(window)) == 4)
+        assert window.table.columnWidth(Column.MEMORY) == 140
+        assert window.table.columnWidth(Column.NAME) == 220
+        await settle()
+
+    run(body)
