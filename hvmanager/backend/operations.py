@@ -156,10 +156,11 @@ def _undefine_flags(dom: Any, config: VmConfig) -> int:
     if config.firmware == "efi":
         flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
     try:
-        if dom.listAllCheckpoints(0):
-            flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+        has_checkpoints = bool(dom.listAllCheckpoints(0))
     except libvirt.libvirtError:
-        pass  # the driver has no checkpoints at all
+        has_checkpoints = False  # the driver has no checkpoints at all
+    if has_checkpoints:
+        flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
     return int(flags)
 
 

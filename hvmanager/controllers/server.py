@@ -103,6 +103,7 @@ class ServerController(QObject):
         self._sampler: StatsSampler | None = None
         self._last_stats: dict[str, VmStats] | None = None
         self.ticks = 0  # stats ticks done (whether or not a figure changed)
+        self._shutting_down: set[str] = set()  # "Shutting down" shows until these are off
         self._stats_busy = False
         self._dirty: set[str] = set()
         self._stats_timer = QTimer(self)
@@ -259,6 +260,9 @@ class ServerController(QObject):
         self.vms[uuid] = info
         self.vm_updated.emit(info)
         self.config_changed.emit(uuid)
+        if uuid in self._shutting_down and not info.state.is_active:
+            self._shutting_down.discard(uuid)
+            self.status_changed.emit(uuid, "")
 
     def _read_vm(self, uuid: str) -> VmInfo | None:
         conn = self.server.conn
@@ -412,7 +416,8 @@ class ServerController(QObject):
     async def shut_down(self, uuid: str) -> bool:
         """Shut Down: ask the guest; Status shows it until the VM is off."""
         ok = await self.run_action(uuid, "Shut Down", "Shutting down", operations.shut_down)
-        if ok:
+        if ok and self.vm_state(uuid) is not VmState.OFF:
+            self._shutting_down.add(uuid)
             self.status_changed.emit(uuid, "Shutting down")
         return ok
 

@@ -124,6 +124,7 @@ def test_create_start_shut_down_save_turn_off_delete(
                 f"{exc}; virsh says {state}; the guest's serial ends with:\n{tail}"
             ) from None
         assert "HVTEST: acpi power button" in serial_text(serial)
+        await wait_until(lambda: cell(window, name, Column.STATUS) == "", 10, "the Status to clear")
         assert await asyncio.to_thread(domstate, name) == "shut off"
 
         # Save, then Start resumes from the saved memory (the tick counter goes on).
