@@ -163,6 +163,7 @@ class Server:
 
     def close(self) -> None:
         """Unsubscribe and disconnect (errors of a dead connection are ignored)."""
+        self._sink = None  # an event already on its way finds no listener
         conn, self._conn = self._conn, None
         if conn is None:
             return

@@ -8,6 +8,7 @@ changed; the blocking calls that follow run in the executor. A broken connection
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 from collections.abc import Callable
@@ -32,28 +33,36 @@ _UNDEFINED = 1  # VIR_DOMAIN_EVENT_UNDEFINED (kept here: controllers may import 
 
 
 class _EventBridge(QObject):
-    """The ``EventSink`` given to libvirt: re-emits events as signals (queued to the GUI thread)."""
+    """The ``EventSink`` given to libvirt: re-emits events as signals (queued to the GUI thread).
+
+    An event can still arrive from libvirt's thread while the server is being removed; once the
+    Qt object is gone, emitting raises RuntimeError, and the event is simply dropped.
+    """
 
     lifecycle = Signal(str, int, int)
     changed = Signal(str)
     agent = Signal(str, bool)
     closed = Signal(str)
 
+    def _emit(self, signal: str, *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # "Signal source has been deleted"
+            getattr(self, signal).emit(*args)
+
     def domain_lifecycle(self, uuid: str, event: int, detail: int) -> None:
         """A domain started, stopped, was defined, ..."""
-        self.lifecycle.emit(uuid, event, detail)
+        self._emit("lifecycle", uuid, event, detail)
 
     def domain_changed(self, uuid: str) -> None:
         """A domain's configuration or devices changed."""
-        self.changed.emit(uuid)
+        self._emit("changed", uuid)
 
     def domain_agent(self, uuid: str, connected: bool) -> None:
         """The guest agent connected or disconnected."""
-        self.agent.emit(uuid, connected)
+        self._emit("agent", uuid, connected)
 
     def connection_closed(self, reason: str) -> None:
         """The connection broke."""
-        self.closed.emit(reason)
+        self._emit("closed", reason)
 
 
 class ConnectionState(enum.Enum):
