@@ -4,9 +4,8 @@
 applies the whole change or nothing: a rename first, then the edited persistent XML in one
 ``defineXML`` call, then autostart and, for a running VM, the live notes, metadata and balloon
 target. When a later step fails the earlier ones are undone, so the configuration is never left
-half-changed. The rules (``SettingsChange``, ``change_problems``, ...) are importable from here too.
-
-libvirt is imported only inside the functions that call it, so the UI layers may use this module.
+half-changed. The rules (``SettingsChange``, ``change_problems``, ...) are importable from here too;
+the Settings dialog imports them from ``vmsettings_rules``, which needs no libvirt.
 """
 
 from __future__ import annotations
@@ -18,10 +17,15 @@ from collections.abc import Callable
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
+import libvirt
 
-from hvmanager.backend import domxml
+from hvmanager.backend import domxml, inventory, operations
+from hvmanager.backend.connection import libvirt_errors
+from hvmanager.backend.errors import ValidationError
 from hvmanager.backend.models import HostInfo, MemoryConfig, StartAction, VmConfig, VmState
 from hvmanager.backend.vmsettings_rules import (
+    NOTE_BOOT_ORDER,
+    NOTE_KERNEL_BOOT,
     START_DELAY_MAX_S,
     SettingsChange,
     change_problems,
@@ -52,11 +56,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MIB_KIB = 1024
-
-NOTE_BOOT_ORDER = "The boot order takes effect at the next start."
-NOTE_KERNEL_BOOT = (
-    "The boot order is saved, but it is not used while the virtual machine boots a Linux kernel directly."
-)
 
 
 # --- editing the XML (pure) ---------------------------------------------------------------------
@@ -178,10 +177,6 @@ class _Undo:
 
 def editable_xml(dom: Any) -> str:
     """The persistent domain XML including secrets (a VNC password must survive a redefine)."""
-    import libvirt
-
-    from hvmanager.backend.connection import libvirt_errors
-
     flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
     with libvirt_errors("Reading the configuration of a virtual machine"):
         return str(dom.XMLDesc(flags))
@@ -193,9 +188,6 @@ def apply_settings(conn: Any, dom: Any, change: SettingsChange, host: HostInfo) 
     Raises ``ValidationError`` when a rule forbids the change (nothing is touched), and
     ``HvError`` when libvirt fails (what was applied so far is undone first).
     """
-    from hvmanager.backend import inventory
-    from hvmanager.backend.errors import ValidationError
-
     info = inventory.vm_info(dom)
     if not info.persistent:
         raise ValidationError(
@@ -220,8 +212,6 @@ def apply_settings(conn: Any, dom: Any, change: SettingsChange, host: HostInfo) 
 
 
 def _rename(conn: Any, dom: Any, change: SettingsChange, current: VmConfig, undo: _Undo) -> None:
-    from hvmanager.backend import operations
-
     if change.name is None or change.name == current.name:
         return
     operations.rename(conn, dom, change.name)
@@ -230,8 +220,6 @@ def _rename(conn: Any, dom: Any, change: SettingsChange, current: VmConfig, undo
 
 def _define(conn: Any, dom: Any, change: SettingsChange, original: str, undo: _Undo) -> None:
     """Define the whole edited configuration in one call (read again: a rename changed it)."""
-    from hvmanager.backend.connection import libvirt_errors
-
     fresh = editable_xml(dom)
     edited = edit_config_xml(fresh, change)
     if edited is fresh:
@@ -251,8 +239,6 @@ def _with_name(xml: str, name: str) -> str:
 
 def _set_autostart(dom: Any, change: SettingsChange, undo: _Undo) -> None:
     """Automatic Start Action "Start" is libvirt's autostart; the other actions clear it."""
-    from hvmanager.backend.connection import libvirt_errors
-
     if change.start_action is None:
         return
     wanted = 1 if change.start_action is StartAction.START else 0
@@ -267,8 +253,6 @@ def _set_autostart(dom: Any, change: SettingsChange, undo: _Undo) -> None:
 def _update_live(dom: Any, change: SettingsChange, undo: _Undo) -> list[str]:
     """Mirror notes and metadata into the running VM (the details pane reads the live XML), and
     keep its memory inside the Dynamic Memory range; returns a note when the memory moved."""
-    from hvmanager.backend.connection import libvirt_errors
-
     with libvirt_errors(f"Updating the running '{dom.name()}'"):
         live_xml = str(dom.XMLDesc(0))
         if change.notes is not None:
@@ -285,8 +269,6 @@ def _update_live(dom: Any, change: SettingsChange, undo: _Undo) -> list[str]:
 
 
 def _set_live_notes(dom: Any, notes: str) -> None:
-    import libvirt
-
     dom.setMetadata(
         libvirt.VIR_DOMAIN_METADATA_DESCRIPTION,
         notes or None,
@@ -297,8 +279,6 @@ def _set_live_notes(dom: Any, notes: str) -> None:
 
 
 def _set_live_metadata(dom: Any, element: str) -> None:
-    import libvirt
-
     dom.setMetadata(
         libvirt.VIR_DOMAIN_METADATA_ELEMENT,
         element,
@@ -310,8 +290,6 @@ def _set_live_metadata(dom: Any, element: str) -> None:
 
 def _fit_balloon(dom: Any, memory: MemoryConfig) -> list[str]:
     """Move the running VM's memory into the new Dynamic Memory range when it lies outside."""
-    import libvirt
-
     _state, live_max_kib, current_kib, *_rest = dom.info()
     target = balloon_target_kib(memory, int(live_max_kib), int(current_kib))
     if target is None:

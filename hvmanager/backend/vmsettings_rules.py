@@ -30,6 +30,11 @@ from hvmanager.backend.models import (
 
 START_DELAY_MAX_S = 86400
 
+NOTE_BOOT_ORDER = "The boot order takes effect at the next start."
+NOTE_KERNEL_BOOT = (
+    "The boot order is saved, but it is not used while the virtual machine boots a Linux kernel directly."
+)
+
 # Characters XML 1.0 can't hold (libvirt would refuse the definition).
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 

@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hvmanager.backend import limits, vmsettings
+from hvmanager.backend import limits
+from hvmanager.backend import vmsettings_rules as vmsettings
 from hvmanager.backend.models import (
     BootDevice,
     KernelBoot,

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from hvmanager.backend.models import HostInfo, StartAction, StopAction, VmConfig, VmState
-from hvmanager.backend.vmsettings import SettingsChange, change_problems, generation_of
+from hvmanager.backend.vmsettings_rules import SettingsChange, change_problems, generation_of
 from hvmanager.ui.settings_pages import (
     BootOrderPage,
     MemoryPage,

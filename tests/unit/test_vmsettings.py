@@ -491,6 +491,6 @@ def test_no_balloon_target_for_static_memory() -> None:
 
 
 def test_the_rules_need_no_libvirt() -> None:
-    code = "import sys, hvmanager.backend.vmsettings; print('libvirt' in sys.modules)"
+    code = "import sys, hvmanager.backend.vmsettings_rules; print('libvirt' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
