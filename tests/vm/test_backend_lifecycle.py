@@ -18,6 +18,7 @@ from hvmanager.backend.inventory import vm_config, vm_info
 from hvmanager.backend.models import (
     ExistingDisk,
     IsoInstall,
+    KernelBoot,
     MemoryConfig,
     NetworkInstall,
     NewDisk,
@@ -212,3 +213,21 @@ def test_acceleration_follows_the_decision_at_start(server: Server, guest_vm: Gu
     assert virsh("dumpxml", "--inactive", guest_vm.name).startswith("<domain type='qemu'")
     assert not operations.apply_acceleration(server.conn, dom, _tcg(server))
     time.sleep(0)
+
+
+def test_generation_2_guest_boots_with_uefi(server: Server, vm_location: Path, test_guest: Any) -> None:
+    """A Generation 2 VM (q35, OVMF, SCSI) boots the guest and obeys the power button."""
+    name = vm_name("gen2-boot")
+    install = KernelBoot(str(test_guest.kernel), str(test_guest.initrd), test_guest.cmdline)
+    spec = VmSpec(name, str(vm_location), 2, MemoryConfig(256), disk=NewDisk(1), install=install)
+    dom = server.lookup(creation.create_vm(server, spec, _tcg(server)))
+    operations.start(server.conn, dom, _tcg(server))
+    assert "<loader" in virsh("dumpxml", name) and "OVMF" in virsh("dumpxml", name)
+    serial = vm_location / name / "Virtual Machines" / "serial.log"
+    text = wait_serial(serial, "HVTEST: ready", timeout=180)
+    assert "sda" in text.split("HVTEST: disks", 1)[1].splitlines()[0]  # the SCSI boot disk
+    operations.shut_down(dom)
+    deadline = time.monotonic() + 60
+    while domstate(name) != "shut off":
+        assert time.monotonic() < deadline, "the Generation 2 guest did not shut down"
+        time.sleep(0.5)
