@@ -9,6 +9,8 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from hvmanager.backend.errors import NotConnectedError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -20,9 +22,16 @@ class BlockingRunner:
 
     def __init__(self, workers: int = 4, name: str = "hvmanager") -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._closed = False
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
-        """Run ``func(*args)`` in the pool and await its result."""
+        """Run ``func(*args)`` in the pool and await its result.
+
+        Raises ``NotConnectedError`` once the runner was shut down (the server was removed or the
+        application quits while a timer had just scheduled more work).
+        """
+        if self._closed:
+            raise NotConnectedError("The connection to this server was closed.")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, func, *args)
 
@@ -32,6 +41,7 @@ class BlockingRunner:
         ``last`` (closing the connection, say) runs in a thread of its own, so that the caller,
         the GUI thread, never waits for the daemon.
         """
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         if last is not None:
             threading.Thread(target=last, name="hvmanager-close", daemon=True).start()

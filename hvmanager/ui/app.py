@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -100,6 +101,8 @@ def run_until_quit(application: Application) -> int:
     """Run the event loop until the last window closes; returns the exit code."""
     quitting = asyncio.Event()
     application.qt.aboutToQuit.connect(quitting.set)
+    # Ctrl+C in the terminal closes the window as the user would (no traceback).
+    signal.signal(signal.SIGINT, lambda *_args: application.window.close())
     with application.loop:
         application.loop.run_until_complete(quitting.wait())
     return 0
