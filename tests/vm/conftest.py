@@ -21,6 +21,15 @@ from tests.gui.conftest import event_loop_qt, make_window, run, watchdog  # noqa
 pytestmark = pytest.mark.vm
 
 
+@pytest.fixture
+def server(clean_domains: str) -> Iterator[Server]:
+    """An open backend connection to the system daemon (this run's test VMs cleaned around it)."""
+    srv = Server(clean_domains)
+    srv.open()
+    yield srv
+    srv.close()
+
+
 @dataclass(frozen=True)
 class GuestVm:
     """A defined (not started) VM that boots the test guest."""
@@ -37,6 +46,7 @@ def guest_vm(
 ) -> Iterator[GuestVm]:
     """A VM made with the backend (not the wizard) that boots the test guest under TCG."""
     name = vm_name(request.node.name.removeprefix("test_")[:30])
+    # A connection of its own, closed at once: some tests restart the daemon under this VM.
     server = Server(clean_domains)
     server.open()
     try:

@@ -33,15 +33,6 @@ pytestmark = pytest.mark.vm
 
 
 @pytest.fixture
-def server(clean_domains: str) -> Iterator[Server]:
-    """An open backend connection to the system daemon."""
-    srv = Server(clean_domains)
-    srv.open()
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
 def private_network(libvirtd: str) -> Iterator[str]:
     """A libvirt network with no host address (a private switch), removed afterwards."""
     name = vm_name("net")

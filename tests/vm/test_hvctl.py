@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SYSTEM_URI, TEST_PREFIX, vm_name
+from tests.vm.helpers import dominfo, domstate, virsh
 
 pytestmark = pytest.mark.vm
 
@@ -53,24 +54,6 @@ def ok(*args: str, timeout: float = 180) -> str:
     done = hvctl(*args, timeout=timeout)
     assert done.returncode == 0, f"hvctl {' '.join(args)} failed:\n{done.stderr}"
     return done.stdout
-
-
-def virsh(*args: str) -> str:
-    done = subprocess.run(["virsh", "-c", SYSTEM_URI, *args], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"virsh {' '.join(args)} failed: {done.stderr}"
-    return done.stdout
-
-
-def domstate(name: str) -> str:
-    return virsh("domstate", name).strip()
-
-
-def dominfo(name: str) -> dict[str, str]:
-    info = {}
-    for line in virsh("dominfo", name).splitlines():
-        key, _, value = line.partition(":")
-        info[key.strip()] = value.strip()
-    return info
 
 
 def all_names() -> set[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import subprocess
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +89,6 @@ def kib(text: str) -> int:
 def settings_name(label: str) -> str:
     """A test VM name that ``clean_domains`` removes: ``hvtest-settings-<label>-<pid>``."""
     return vm_name(f"settings-{label}")
-
-
-@pytest.fixture
-def server(clean_domains: str) -> Iterator[Server]:
-    server = Server(clean_domains)
-    server.open()
-    yield server
-    server.close()
 
 
 @pytest.fixture
