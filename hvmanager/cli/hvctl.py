@@ -219,14 +219,16 @@ Examples:
         "--new-vhd-size-gb",
         type=int,
         metavar="N",
-        help="create a new disk of N GB in the VM's 'Virtual Hard Disks' folder",
+        help="create a new disk of N GB in the VM's 'Virtual Hard Disks' folder (or in the disk "
+        "folder of Hyper-V Settings, when one was set)",
     )
     disk.add_argument("--vhd-path", metavar="PATH", help="attach an existing virtual hard disk file")
     group.add_argument(
         "--vhd-format",
-        choices=("qcow2", "vhdx", "vpc", "vhd", "raw"),
+        choices=("qcow2", "vpc", "vhd", "raw"),
         default=None,
-        help="format of the new disk (default: qcow2; vhd = vpc)",
+        help="format of the new disk (default: qcow2; vhd = vpc). VHDX can't be attached to a VM "
+        "by libvirt: convert such disks to qcow2",
     )
     group = p.add_argument_group("installation (one of)")
     install = group.add_mutually_exclusive_group()

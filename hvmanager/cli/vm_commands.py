@@ -106,8 +106,11 @@ def _absolute(path: str | None) -> str | None:
     return os.path.abspath(path) if path else path
 
 
-def spec_from_args(args: argparse.Namespace, default_location: str) -> VmSpec:
-    """The ``VmSpec`` for ``new-vm``'s arguments (validated later, by the backend)."""
+def spec_from_args(args: argparse.Namespace, default_location: str, disk_folder: str | None = None) -> VmSpec:
+    """The ``VmSpec`` for ``new-vm``'s arguments (validated later, by the backend).
+
+    ``disk_folder`` is Hyper-V Settings' folder for new disks when one was set, as in the wizard.
+    """
     memory = MemoryConfig(
         startup_mib=args.memory_startup,
         dynamic=args.dynamic_memory,
@@ -116,7 +119,7 @@ def spec_from_args(args: argparse.Namespace, default_location: str) -> VmSpec:
     )
     disk: DiskChoice = None
     if args.new_vhd_size_gb is not None:
-        disk = NewDisk(size_gib=args.new_vhd_size_gb, format=args.vhd_format)
+        disk = NewDisk(size_gib=args.new_vhd_size_gb, format=args.vhd_format, folder=disk_folder or "")
     elif args.vhd_path:
         disk = ExistingDisk(_absolute(args.vhd_path) or "")
     install: InstallChoice = None
@@ -141,7 +144,7 @@ def spec_from_args(args: argparse.Namespace, default_location: str) -> VmSpec:
 
 def new_vm(ctx: Context, args: argparse.Namespace) -> int:
     """``new-vm NAME ...``: create a VM, all or nothing."""
-    spec = spec_from_args(args, ctx.settings.vm_folder)
+    spec = spec_from_args(args, ctx.settings.vm_folder, ctx.settings.custom_disk_folder())
     decision = ctx.decision()
     uuid = creation.create_vm(ctx.server, spec, decision)
     dom = ctx.server.lookup(uuid)

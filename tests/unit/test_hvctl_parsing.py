@@ -19,7 +19,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from hvmanager.backend.models import MemoryConfig, VmConfig, VmInfo, VmState, VmStats
+from hvmanager.backend.models import MemoryConfig, NewDisk, VmConfig, VmInfo, VmState, VmStats
 from hvmanager.cli import output, state_commands, vm_commands
 from hvmanager.cli.hvctl import main, parse_args
 
@@ -175,7 +175,8 @@ def test_spec_from_args_makes_paths_absolute(tmp_path: Path, monkeypatch: pytest
         ["new-vm", "vm", "--iso", "/x.iso", "--kernel", "/k"],
         ["new-vm", "vm", "--initrd", "/i"],
         ["new-vm", "vm", "--cmdline", "quiet"],
-        ["new-vm", "vm", "--vhd-format", "vhdx"],
+        ["new-vm", "vm", "--vhd-format", "qcow2"],
+        ["new-vm", "vm", "--new-vhd-size-gb", "4", "--vhd-format", "vhdx"],
         ["new-vm", "vm", "--memory-minimum", "512"],
         ["new-vm", "vm", "--new-vhd-size-gb", "4", "--vhd-format", "vmdk"],
         ["stop-vm", "vm", "--wait", "-1"],
@@ -575,3 +576,9 @@ def test_cannot_connect_is_an_error_with_a_hint(hvctl: Any) -> None:
     assert run.code == 1
     assert run.err.startswith("hvctl: error: Can't connect to test:///nonexistent/file.xml")
     assert "hvctl: hint: " in run.err
+
+
+def test_new_disk_follows_the_disk_folder_of_the_settings() -> None:
+    args = parse_args(["new-vm", "vm", "--new-vhd-size-gb", "4"])
+    assert vm_commands.spec_from_args(args, "/loc", "/fast").disk == NewDisk(4, "qcow2", folder="/fast")
+    assert vm_commands.spec_from_args(args, "/loc").disk == NewDisk(4, "qcow2")
