@@ -43,7 +43,6 @@ from hvmanager.backend.checkpoint_state import (
 )
 from hvmanager.backend.checkpoint_tree import (
     MAX_CHECKPOINTS,
-    NOW,
     Checkpoint,
     CheckpointTree,
     CheckpointType,
@@ -65,15 +64,18 @@ from hvmanager.backend.checkpoint_xml import (
     unsupported_disk_reason,
 )
 from hvmanager.backend.connection import libvirt_errors
+from hvmanager.backend.domxml import parse_domain_xml
 from hvmanager.backend.errors import HvError, InvalidStateError, ValidationError
 from hvmanager.backend.inventory import agent_connected
 from hvmanager.backend.limits import checkpoint_name_problem
+from hvmanager.backend.models import VmConfig
 
 __all__ = [
     "CheckpointPolicy",
     "MergeEstimate",
     "TakeResult",
     "apply",
+    "checkpoint_config",
     "default_name",
     "delete",
     "delete_estimate",
@@ -457,6 +459,13 @@ def set_policy(conn: Any, dom: Any, policy: CheckpointPolicy) -> None:
             conn.defineXML(edit_policy(xml, policy))
 
 
+def checkpoint_config(dom: Any, checkpoint_id: str) -> VmConfig:
+    """The configuration a checkpoint captured (shown read-only by Settings… on a checkpoint)."""
+    state = read_state(dom)
+    checkpoint = _visible(state.tree, checkpoint_id)
+    return parse_domain_xml(_checkpoint_config(state, checkpoint, dom.name()))
+
+
 def policy_of(dom: Any) -> CheckpointPolicy:
     """The VM's checkpoint policy."""
     return parse_policy(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
@@ -470,5 +479,3 @@ def require_local(server_local: bool) -> None:
             "Connect to the server's own hvmanager (or use hvctl there).",
         )
 
-
-NOW_OWNER = NOW
