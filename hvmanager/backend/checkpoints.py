@@ -105,9 +105,12 @@ def default_name(vm_name: str, when: datetime) -> str:
 
 
 def recover_vm(conn: Any, dom: Any) -> str | None:
-    """Complete or roll back an interrupted checkpoint operation (None when there was none)."""
+    """Complete or roll back an interrupted checkpoint operation (None when there was none), then
+    finish the merges of checkpoints deleted before the interruption."""
     with journal.vm_lock(dom.UUIDString()):
-        return recover(conn, dom)
+        outcome = recover(conn, dom)
+        settle(conn, dom)
+        return outcome
 
 
 # --- take ---------------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ Markers printed by the guest (one line each, on ttyS0 == /dev/console)::
     HVTEST: unknown option <key>        an hvtest.<key> the init script lacks
     HVTEST: ready                       acpid runs; the power button now works
     HVTEST: tick <n> uptime <seconds>   every hvtest.tick seconds, n from 1
+                                        (with hvtest.writer: "... mark <mark>", and
+                                        the record "HVTICK <n> <mark>" written at
+                                        sector <n> of that disk; see guest_init.sh)
     HVTEST: acpi power button           power button pressed, powering off
 
 Kernel command line options read by ``/init`` (append them to

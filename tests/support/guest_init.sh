@@ -72,6 +72,27 @@ hvtest_opt_ip() {
     fi
 }
 
+# hvtest.writer=<dev>: every tick also writes a 512-byte record "HVTICK <n> <mark>"
+# at sector <n> of /dev/<dev> and flushes it to the virtual disk; <mark> is the
+# first line of /dev/<markdev> (hvtest.markdev=, default sr0: a DVD whose file
+# the host rewrites while the guest runs), read with O_DIRECT on every tick.
+# The tick line then ends with "mark <mark>".
+WRITER=
+MARKDEV=sr0
+hvtest_opt_writer() {
+    WRITER=$1
+}
+
+hvtest_opt_markdev() {
+    MARKDEV=$1
+}
+
+write_tick_record() {
+    mark=$(dd if="/dev/$MARKDEV" bs=2048 count=1 iflag=direct 2>/dev/null | head -n 1 | tr -cd 'A-Za-z0-9-')
+    printf 'HVTICK %d %s\n' "$1" "$mark" |
+        dd of="/dev/$WRITER" bs=512 seek="$1" conv=notrunc,sync,fsync 2>/dev/null
+}
+
 run_cmdline_options() {
     set -f
     for word in $(cat /proc/cmdline); do
@@ -180,7 +201,12 @@ say ready
 n=1
 while :; do
     read -r uptime _ </proc/uptime
-    say "tick $n uptime $uptime"
+    if [ -n "$WRITER" ]; then
+        write_tick_record "$n"
+        say "tick $n uptime $uptime mark $mark"
+    else
+        say "tick $n uptime $uptime"
+    fi
     n=$((n + 1))
     sleep "$TICK"
 done

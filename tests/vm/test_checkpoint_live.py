@@ -1,0 +1,179 @@
+"""Checkpoints of a running guest: apply brings its disk and memory back, delete merges live
+while the guest keeps writing, and nothing the guest wrote on the kept branch is lost.
+
+The guest (``hvtest.writer``) writes a record ``HVTICK <n> <mark>`` at sector ``n`` of its disk on
+every tick, where ``mark`` is read from a DVD whose file the test rewrites: the marks tell which
+side of a checkpoint each record was written on. The disk is read afterwards with ``qemu-img``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+from hvmanager.backend import checkpoints, creation
+from hvmanager.backend.checkpoint_tree import tree_from_domain_xml
+from hvmanager.backend.connection import Server
+from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, VmSpec
+from hvmanager.backend.paths import vm_folders
+from tests.conftest import vm_name
+from tests.vm.helpers import serial_text, virsh, wait_serial
+
+MARK_SECTOR = 2048
+_TICK = re.compile(r"^HVTEST: tick (\d+) uptime \S+ mark (\S*)$", re.M)
+
+
+def _set_mark(path: Path, mark: str) -> None:
+    """Rewrite the DVD the guest reads its mark from."""
+    with open(path, "r+b") as handle:
+        handle.write(f"{mark}\n".encode().ljust(MARK_SECTOR, b"\0"))
+        handle.flush()
+
+
+def _ticks(text: str) -> list[tuple[int, str]]:
+    return [(int(n), mark) for n, mark in _TICK.findall(text)]
+
+
+def _wait_marked_ticks(log: Path, mark: str, count: int, after: int = 0) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if sum(1 for _n, m in _ticks(serial_text(log)[after:]) if m == mark) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {count} ticks with mark {mark}:\n{serial_text(log)[-800:]}")
+
+
+def _disk_records(active: str, tmp: Path) -> dict[int, str]:
+    """The records on the VM's disk, read through its whole chain by qemu-img."""
+    raw = tmp / "disk.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", active, str(raw)], check=True)
+    records = {}
+    with open(raw, "rb") as handle:
+        for sector in range(1, 4096):
+            handle.seek(sector * 512)
+            block = handle.read(512)
+            if block.startswith(b"HVTICK "):
+                number, mark = block.split(b"\n", 1)[0].decode().split(" ")[1:3]
+                assert int(number) == sector
+                records[sector] = mark
+    return records
+
+
+def _active_file(name: str) -> str:
+    for line in virsh("domblklist", name).splitlines():
+        parts = line.split(None, 1)
+        if parts and parts[0] == "hda":
+            return parts[1].strip()
+    raise AssertionError("no hda")
+
+
+def _assert_clean_chain(active: str) -> None:
+    done = subprocess.run(
+        ["qemu-img", "check", "-U", "-f", "qcow2", active], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture
+def writer_vm(clean_domains: str, vm_location: Path, test_guest: Any, request: Any) -> Any:
+    """A running guest writing tick records to its 1 GiB qcow2 disk, with its mark DVD."""
+    name = vm_name(request.node.name.removeprefix("test_")[:30])
+    server = Server(clean_domains)
+    server.open()
+    folders = vm_folders(vm_location, name)
+    mark = vm_location / f"{name}-mark.iso"
+    mark.write_bytes(b"\0" * MARK_SECTOR * 16)
+    _set_mark(mark, "A")
+    spec = VmSpec(
+        name=name,
+        location=str(vm_location),
+        memory=MemoryConfig(256),
+        disk=NewDisk(1),
+        install=KernelBoot(
+            str(test_guest.kernel),
+            str(test_guest.initrd),
+            f"{test_guest.cmdline} hvtest.writer=sda hvtest.tick=0.5",
+        ),
+    )
+    uuid = creation.create_vm(server, spec, creation.decide_acceleration(server, "tcg"))
+    dom = server.conn.lookupByUUIDString(uuid)
+    dvd = (
+        "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+        f"<source file='{mark}'/><target dev='hdc' bus='ide'/><readonly/></disk>"
+    )
+    dom.attachDeviceFlags(dvd, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    dom.create()
+    _wait_marked_ticks(folders.serial_log, "A", 3)
+    yield server, dom, folders, mark
+    if dom.isActive():
+        dom.destroy()
+    server.close()
+
+
+def test_apply_restores_disk_and_memory_of_running_guest(writer_vm: Any, tmp_path: Path) -> None:
+    server, dom, folders, mark = writer_vm
+    log = folders.serial_log
+    taken = checkpoints.take(server.conn, dom, "marker A").checkpoint
+    assert taken.memory and taken.vm_state == "Running"
+    _set_mark(mark, "B")
+    _wait_marked_ticks(log, "B", 3)
+    offset = len(serial_text(log))
+    highest_before = max(n for n, _m in _ticks(serial_text(log)))
+    _set_mark(mark, "C")  # whatever the guest writes once back at the checkpoint is marked C
+
+    checkpoints.apply(server.conn, dom, taken.id)
+
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    wait_serial(log, "HVTEST: tick", after=offset)
+    after = serial_text(log)[offset:]
+    first_tick = _ticks(after)[0][0]
+    assert first_tick < highest_before, "the tick counter went back: the guest resumed from memory"
+    assert "HVTEST: booted" not in after, "resumed from memory, not booted again"
+    _wait_marked_ticks(log, "C", 3, after=offset)
+    active = _active_file(dom.name())
+    dom.destroy()
+
+    records = _disk_records(active, tmp_path)
+    marks = set(records.values())
+    assert "B" not in marks, "what was written after the checkpoint is gone"
+    assert {"A", "C"} <= marks
+    assert sorted(records) == list(range(1, max(records) + 1)), "no record is missing"
+    _assert_clean_chain(active)
+    tree = tree_from_domain_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    assert tree.now_parent() == taken.id
+
+
+def test_delete_merges_live_while_guest_writes(writer_vm: Any, tmp_path: Path) -> None:
+    server, dom, folders, mark = writer_vm
+    log = folders.serial_log
+    base = _active_file(dom.name())
+    taken = checkpoints.take(server.conn, dom, "before B").checkpoint
+    overlay = _active_file(dom.name())
+    assert overlay != base
+    _set_mark(mark, "B")
+    _wait_marked_ticks(log, "B", 3)
+    percents: list[float] = []
+
+    checkpoints.delete(server.conn, dom, taken.id, progress=lambda _what, pct: percents.append(pct))
+
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert _active_file(dom.name()) == base, "the overlay was merged into the base disk and dropped"
+    assert not Path(overlay).exists()
+    assert not (folders.snapshots / taken.id).exists()
+    assert percents and percents[-1] == pytest.approx(100.0)
+    offset = len(serial_text(log))
+    _set_mark(mark, "C")
+    _wait_marked_ticks(log, "C", 3, after=offset)
+    dom.destroy()
+
+    records = _disk_records(base, tmp_path)
+    assert {"A", "B", "C"} <= set(records.values()), "both sides of the merge are on the disk"
+    assert sorted(records) == list(range(1, max(records) + 1))
+    _assert_clean_chain(base)
+    assert tree_from_domain_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).checkpoints == {}
