@@ -78,6 +78,7 @@ __all__ = [
     "checkpoint_config",
     "default_name",
     "delete",
+    "delete_all",
     "delete_estimate",
     "load_tree",
     "recover_vm",
@@ -424,6 +425,31 @@ def delete(
         remove_checkpoint_folders(state, ids)
         journal.remove(state.folder)
         settle(conn, dom, progress)
+
+
+def delete_all(conn: Any, dom: Any, progress: MergeProgress | None = None) -> None:
+    """Delete every checkpoint: the running state is merged into the VM's own disks (as Hyper-V
+    does when a VM with checkpoints is removed but its disks are kept)."""
+    with journal.vm_lock(dom.UUIDString()):
+        recover(conn, dom)
+        state = read_state(dom)
+        ids = [c.id for c in state.tree.visible()]
+        if ids:
+            after = hide(state.tree, ids)
+            folders = [str(checkpoint_folder(state, i)) for i in ids]
+            journal.write(state.folder, journal.Journal("delete", tree_to_xml(after), garbage=folders))
+            write_tree(dom, after)
+            remove_checkpoint_folders(state, ids)
+            journal.remove(state.folder)
+        settle(conn, dom, progress)
+
+
+def owned_files(dom: Any) -> tuple[list[str], list[str]]:
+    """(every image file of the checkpoint tree, checkpoint folders) of a VM, for its deletion."""
+    state = read_state(dom)
+    made = sorted({image.file for _o, _t, image in state.tree.owned_images()})
+    folders = [str(checkpoint_folder(state, c.id)) for c in state.tree.checkpoints.values()]
+    return made, folders
 
 
 def delete_estimate(dom: Any, checkpoint_id: str, subtree: bool = False) -> MergeEstimate:

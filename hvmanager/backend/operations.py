@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import libvirt
 
-from hvmanager.backend import limits, paths
+from hvmanager.backend import checkpoints, limits, paths
 from hvmanager.backend.accel import AccelDecision
+from hvmanager.backend.checkpoint_state import load_tree
 from hvmanager.backend.connection import libvirt_errors
 from hvmanager.backend.domxml import edit_domain_type, parse_domain_xml
 from hvmanager.backend.errors import InvalidStateError, ValidationError
@@ -175,9 +177,17 @@ def delete(conn: Any, dom: Any, delete_disks: bool = False, local: bool = True) 
             "Delete the virtual machine and keep its disks, then remove them on that server.",
         )
     _require_state(dom, VmAction.DELETE)
+    checkpoint_images: list[str] = []
+    checkpoint_folders: list[str] = []
+    if local and load_tree(dom).checkpoints:
+        if delete_disks:
+            checkpoint_images, checkpoint_folders = checkpoints.owned_files(dom)
+        else:
+            checkpoints.delete_all(conn, dom)  # the disks kept hold the VM's current state
     config = parse_domain_xml(domain_xml(dom))
     report = DeleteReport()
     candidates = disk_files(config) if delete_disks else []
+    candidates += [f for f in checkpoint_images if f not in candidates]
     shared = _files_used_elsewhere(conn, config.uuid) if candidates else set()
     with libvirt_errors(f"Deleting '{config.name}'"):
         dom.undefineFlags(_undefine_flags(dom, config))
@@ -192,6 +202,8 @@ def delete(conn: Any, dom: Any, delete_disks: bool = False, local: bool = True) 
             report.kept[path] = "it was already gone"
         except OSError as exc:
             report.kept[path] = exc.strerror or str(exc)
+    for folder in checkpoint_folders:
+        shutil.rmtree(folder, ignore_errors=True)
     if local:
         _remove_empty_vm_folders(config)
     return report
