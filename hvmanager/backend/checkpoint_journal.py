@@ -4,7 +4,8 @@ at once.
 
 The journal says what the tree will be once the operation is done (``tree_after``), which files
 it creates (removed again on roll-back) and which files become garbage (removed on roll-forward),
-and how to tell whether the point of no return was passed (``commit_marker``: disk files the
+files to move into place (a memory image staged in RAM), and how to tell whether the point of no
+return was passed (``commit_marker``: disk files the
 domain uses only after that point, e.g. the overlays of a live switch or the base after a live
 merge pivoted). ``checkpoints.recover`` reads it when the VM is next used.
 """
@@ -35,6 +36,7 @@ class Journal:
     garbage: list[str] = field(default_factory=list)
     commit_marker: dict[str, str] = field(default_factory=dict)  # target -> file in use once done
     gone_marker: dict[str, str] = field(default_factory=dict)  # target -> file out of the chain once done
+    moves: dict[str, str] = field(default_factory=dict)  # staged file -> its place, moved on roll-forward
 
 
 def journal_path(folder: Path) -> Path:

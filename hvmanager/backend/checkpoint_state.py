@@ -8,9 +8,10 @@ Shared by ``checkpoints`` (take, apply, rename) and ``checkpoint_merge`` (delete
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,29 @@ def _finish_block_jobs(dom: Any, entry: journal.Journal) -> None:
             wait_block_job(dom, target, None, pivot=target in entry.commit_marker)
 
 
+def move_into_place(staged: str, final: str) -> None:
+    """Copy a staged file to its place durably, then remove the staged copy."""
+    tmp = f"{final}.partial"
+    shutil.copyfile(staged, tmp)
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.rename(tmp, final)
+    Path(staged).unlink()
+
+
+def _after_moves(tree: CheckpointTree, moves: dict[str, str]) -> CheckpointTree:
+    """Finish the moves of a rolled-forward operation; a memory image lost with the RAM it was
+    staged in (a host reboot) leaves its checkpoint disk-only, which it still is, consistently."""
+    for staged, final in moves.items():
+        if Path(staged).exists():
+            move_into_place(staged, final)
+        elif not Path(final).exists():
+            checkpoint_id = Path(final).parent.name
+            if checkpoint_id in tree.checkpoints:
+                tree = tree.with_checkpoint(replace(tree.get(checkpoint_id), memory=False))
+    return tree
+
+
 def recover(conn: Any, dom: Any) -> str | None:
     """Complete or roll back an operation a crash interrupted; returns what was done, or None."""
     state = read_state(dom)
@@ -191,8 +215,12 @@ def recover(conn: Any, dom: Any) -> str | None:
     after = tree_from_xml(entry.tree_after)
     committed = state.tree == after
     if not committed and _marker_reached(dom, state.xml, entry):
-        define(conn, state.xml, after, dict(entry.commit_marker))
+        define(conn, state.xml, _after_moves(after, entry.moves), dict(entry.commit_marker))
         committed = True
+    elif committed:
+        moved = _after_moves(after, entry.moves)
+        if moved != after:
+            write_tree(dom, moved)
     for path in entry.garbage if committed else entry.created:
         _remove_path(path)
     journal.remove(state.folder)

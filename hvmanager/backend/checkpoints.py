@@ -25,6 +25,7 @@ import libvirt
 
 from hvmanager.backend import checkpoint_images as images
 from hvmanager.backend import checkpoint_journal as journal
+from hvmanager.backend import memory_staging
 from hvmanager.backend.checkpoint_merge import (
     MergeEstimate,
     MergeProgress,
@@ -37,6 +38,7 @@ from hvmanager.backend.checkpoint_state import (
     DomainState,
     define,
     load_tree,
+    move_into_place,
     read_state,
     recover,
     write_tree,
@@ -67,8 +69,9 @@ from hvmanager.backend.connection import libvirt_errors
 from hvmanager.backend.domxml import parse_domain_xml
 from hvmanager.backend.errors import HvError, InvalidStateError, ValidationError
 from hvmanager.backend.inventory import agent_connected
-from hvmanager.backend.limits import checkpoint_name_problem
+from hvmanager.backend.limits import checkpoint_name_problem, human_size
 from hvmanager.backend.models import VmConfig
+from hvmanager.backend.paths import nearest_existing
 
 __all__ = [
     "CheckpointPolicy",
@@ -174,6 +177,10 @@ def _take(conn: Any, dom: Any, name: str | None) -> TakeResult:
     memory = not production and state.state != "Off"
     checkpoint_id = str(uuidlib.uuid4())
     folder = checkpoint_folder(state, checkpoint_id)
+    memory_file = folder / MEMORY_FILE
+    if memory:
+        _check_memory_room(dom, folder.parent)
+    staged = memory_staging.staging_file(dom, checkpoint_id) if memory else None
     disks = checkpoint_disks(state.xml)
     overlays: dict[str, str] = {}
     entry: journal.Journal | None = None
@@ -194,16 +201,47 @@ def _take(conn: Any, dom: Any, name: str | None) -> TakeResult:
         )
         now_images = {d.target: Image(overlays[d.target], d.file) for d in disks}
         after = replace(state.tree.with_checkpoint(checkpoint), now=checkpoint_id, now_images=now_images)
-        entry = journal.Journal(
-            "take", tree_to_xml(after), created=[*overlays.values(), str(folder)], commit_marker=overlays
-        )
+        created = [*overlays.values(), str(folder), *([str(staged)] if staged else [])]
+        moves = {str(staged): str(memory_file)} if staged else {}
+        entry = journal.Journal("take", tree_to_xml(after), created, commit_marker=overlays, moves=moves)
         journal.write(state.folder, entry)
-        _switch(conn, dom, state, after, overlays, folder / MEMORY_FILE if memory else None, production)
+        target = (staged or memory_file) if memory else None
+        _switch(conn, dom, state, after, overlays, target, production)
+        if staged:
+            fallback = _place_memory(dom, after, checkpoint, str(staged), memory_file) or fallback
         journal.remove(state.folder)
     except BaseException:
         _undo_take(conn, dom, state, entry, overlays, folder)
         raise
     return TakeResult(checkpoint, fallback)
+
+
+def _check_memory_room(dom: Any, folder: Path) -> None:
+    """Refuse before anything changes when the memory image may not fit (worst case: all RAM)."""
+    needed = int(dom.maxMemory()) * 1024
+    free = images.free_bytes(str(nearest_existing(folder)))
+    if free < needed:
+        raise HvError(
+            f"There is not enough space in '{folder}' for the VM's memory: it may need up to "
+            f"{human_size(needed)}, and {human_size(free)} is free.",
+            "Free some space, or choose another checkpoint file location in Settings ▸ Checkpoints.",
+        )
+
+
+def _place_memory(dom: Any, after: CheckpointTree, checkpoint: Checkpoint, staged: str, final: Path) -> str:
+    """Move the staged memory image into the checkpoint's folder; if that fails now that the VM
+    runs on its new overlays, keep the checkpoint as a disk-only one and say why."""
+    try:
+        move_into_place(staged, str(final))
+    except OSError as exc:
+        Path(staged).unlink(missing_ok=True)
+        Path(f"{final}.partial").unlink(missing_ok=True)
+        write_tree(dom, after.with_checkpoint(replace(checkpoint, memory=False)))
+        return (
+            f"The memory image could not be written to '{final.parent}' ({exc.strerror or exc}): "
+            "the checkpoint holds the disks and configuration only."
+        )
+    return ""
 
 
 def _frozen_image(tree: CheckpointTree, target: str, file: str) -> Image:

@@ -2,31 +2,44 @@
 
 ``apply_settings`` checks the rules of ``vmsettings_rules`` against the VM as libvirt sees it, then
 applies the whole change or nothing: a rename first, then the edited persistent XML in one
-``defineXML`` call, then autostart and, for a running VM, the live notes, metadata and balloon
-target. When a later step fails the earlier ones are undone, so the configuration is never left
-half-changed. The rules (``SettingsChange``, ``change_problems``, ...) are importable from here too;
-the Settings dialog imports them from ``vmsettings_rules``, which needs no libvirt.
+``defineXML`` call (the checkpoint policy included), then autostart and, for a running VM, the live
+notes, metadata and balloon target. When a later step fails the earlier ones are undone, so the
+configuration is never left half-changed. The rules (``SettingsChange``, ``change_problems``, ...)
+are importable from here too; the Settings dialog imports them from ``vmsettings_rules``, which
+needs no libvirt.
+
+The persistent definition also holds the checkpoint tree, which checkpoint operations rewrite: the
+whole apply holds the VM's checkpoint lock, so neither the define nor its undo can put back a tree
+a checkpoint operation has changed in the meantime.
 """
 
 from __future__ import annotations
 
 import copy as copy_module
 import logging
+import os
+import pwd
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from hvmanager.backend import domxml, inventory, operations
-from hvmanager.backend.connection import libvirt_errors
+from hvmanager.backend import accel, checkpoint_journal, domxml, inventory, operations
+from hvmanager.backend.checkpoint_xml import edit_policy
+from hvmanager.backend.checkpoints import require_local
+from hvmanager.backend.connection import is_local_uri, libvirt_errors
 from hvmanager.backend.errors import ValidationError
 from hvmanager.backend.models import HostInfo, MemoryConfig, StartAction, VmConfig, VmState
 from hvmanager.backend.vmsettings_rules import (
     NOTE_BOOT_ORDER,
     NOTE_KERNEL_BOOT,
     START_DELAY_MAX_S,
+    CheckpointSettings,
     SettingsChange,
     change_problems,
     generation_of,
@@ -39,11 +52,13 @@ __all__ = [
     "NOTE_BOOT_ORDER",
     "NOTE_KERNEL_BOOT",
     "START_DELAY_MAX_S",
+    "CheckpointSettings",
     "SettingsChange",
     "apply_notes",
     "apply_settings",
     "balloon_target_kib",
     "change_problems",
+    "checkpoint_settings",
     "edit_config_xml",
     "editable_xml",
     "generation_of",
@@ -73,6 +88,8 @@ def edit_config_xml(xml: str, change: SettingsChange) -> str:
         xml = domxml.edit_notes(xml, change.notes)
     if _touches_actions(change):
         xml = _edit_actions(xml, change)
+    if change.checkpoint_policy is not None:
+        xml = edit_policy(xml, change.checkpoint_policy)
     return xml
 
 
@@ -182,11 +199,36 @@ def editable_xml(dom: Any) -> str:
         return str(dom.XMLDesc(flags))
 
 
+def local_qemu_user(conn: Any) -> str | None:
+    """The user QEMU runs as on this machine (folders must be reachable by it), or None when the
+    server is another machine."""
+    with libvirt_errors("Reading the server's address"):
+        uri = str(conn.getURI())
+    if not is_local_uri(uri):
+        return None
+    if urlparse(uri).path.rstrip("/") == "/session":
+        return pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        return accel.qemu_user_from_conf(Path(accel.QEMU_CONF).read_text(encoding="utf-8"))
+    except OSError:
+        return "libvirt-qemu"  # Debian's default when qemu.conf can't be read
+
+
+def checkpoint_settings(conn: Any, dom: Any) -> CheckpointSettings | None:
+    """What the Settings dialog's Checkpoints page needs (blocking); None on a remote server,
+    where checkpoints are not supported."""
+    qemu_user = local_qemu_user(conn)
+    if qemu_user is None:
+        return None
+    return CheckpointSettings.from_domain_xml(editable_xml(dom), qemu_user)
+
+
 def apply_settings(conn: Any, dom: Any, change: SettingsChange, host: HostInfo) -> list[str]:
     """Apply ``change`` to the VM (blocking); returns notes for the user.
 
-    Raises ``ValidationError`` when a rule forbids the change (nothing is touched), and
-    ``HvError`` when libvirt fails (what was applied so far is undone first).
+    Raises ``ValidationError`` when a rule forbids the change (nothing is touched), ``ChainBusyError``
+    while a checkpoint operation (a merge) runs on the VM, and ``HvError`` when libvirt fails
+    (what was applied so far is undone first).
     """
     info = inventory.vm_info(dom)
     if not info.persistent:
@@ -194,9 +236,23 @@ def apply_settings(conn: Any, dom: Any, change: SettingsChange, host: HostInfo) 
             f"'{info.name}' is a transient virtual machine: libvirt keeps no configuration "
             "for it, so its settings can't be changed."
         )
+    with ExitStack() as held:
+        try:
+            held.enter_context(checkpoint_journal.vm_lock(info.uuid, wait=False))
+        except OSError as exc:  # no lock folder for this user, who then cannot run checkpoints either
+            log.warning("applying settings without the checkpoint lock of %s: %s", info.name, exc)
+        return _apply_locked(conn, dom, change, host, info.state)
+
+
+def _apply_locked(conn: Any, dom: Any, change: SettingsChange, host: HostInfo, state: VmState) -> list[str]:
     original = editable_xml(dom)
     current = domxml.parse_domain_xml(original)
-    problems = change_problems(current, info.state, change, host, inventory.vm_names(conn))
+    checkpoints = None
+    if change.checkpoint_policy is not None:
+        qemu_user = local_qemu_user(conn)
+        require_local(qemu_user is not None)
+        checkpoints = CheckpointSettings.from_domain_xml(original, qemu_user)
+    problems = change_problems(current, state, change, host, inventory.vm_names(conn), checkpoints)
     if problems:
         raise ValidationError(" ".join(problems))
     undo = _Undo()
@@ -204,11 +260,11 @@ def apply_settings(conn: Any, dom: Any, change: SettingsChange, host: HostInfo) 
         _rename(conn, dom, change, current, undo)
         _define(conn, dom, change, original, undo)
         _set_autostart(dom, change, undo)
-        moved = _update_live(dom, change, undo) if info.state.is_active else []
+        moved = _update_live(dom, change, undo) if state.is_active else []
     except Exception:
         undo.run()
         raise
-    return apply_notes(current, info.state, change) + moved
+    return apply_notes(current, state, change) + moved
 
 
 def _rename(conn: Any, dom: Any, change: SettingsChange, current: VmConfig, undo: _Undo) -> None:

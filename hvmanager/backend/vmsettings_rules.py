@@ -9,6 +9,10 @@ on/off and the processor count are fixed; with Dynamic Memory, Minimum RAM may o
 Maximum RAM only up (the new maximum takes effect at the next start: QEMU can't raise the memory
 ceiling of a running guest). A saved VM keeps its hardware too: it resumes from a memory image
 taken with that hardware. The boot order may always change; it is used at the next boot.
+
+Checkpoints (Management ▸ Checkpoints) may be turned on or off and their type changed in any state;
+their file location only while the VM has no checkpoints (§5), and only to an existing folder the
+QEMU user can reach. ``CheckpointSettings`` is what the page needs to know besides the policy.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
-from hvmanager.backend import limits, vmactions
+from hvmanager.backend import limits, paths, vmactions
+from hvmanager.backend.checkpoint_tree import CheckpointType, tree_from_domain_xml
+from hvmanager.backend.checkpoint_xml import CheckpointPolicy, edit_policy, parse_policy, snapshot_folder
 from hvmanager.backend.models import (
     BootDevice,
     HostInfo,
@@ -51,6 +58,7 @@ class SettingsChange:
     start_action: StartAction | None = None
     start_delay_s: int | None = None
     stop_action: StopAction | None = None
+    checkpoint_policy: CheckpointPolicy | None = None  # kept in metadata, not in ``VmConfig``
 
     @property
     def is_empty(self) -> bool:
@@ -58,13 +66,104 @@ class SettingsChange:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
 
     def applied_to(self, config: VmConfig) -> VmConfig:
-        """``config`` with this change made."""
+        """``config`` with this change made (the fields ``VmConfig`` has)."""
+        config_fields = {f.name for f in dataclasses.fields(config)}
         changed = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None
+            if f.name in config_fields and getattr(self, f.name) is not None
         }
         return dataclasses.replace(config, **changed)
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """What the Checkpoints page shows and checks: the policy, the checkpoints that lock the file
+    location, the default location, and the user QEMU runs as (None: don't check reachability)."""
+
+    policy: CheckpointPolicy
+    checkpoints: int = 0  # visible checkpoints
+    pending_merges: int = 0  # deleted checkpoints whose images still wait to be merged
+    default_folder: str = ""  # the VM's own Snapshots folder, used while ``policy.location`` is ""
+    qemu_user: str | None = None
+
+    @property
+    def location_locked(self) -> bool:
+        """Whether the file location is fixed: the VM has checkpoints (pending merges count)."""
+        return self.checkpoints + self.pending_merges > 0
+
+    @classmethod
+    def from_domain_xml(cls, xml: str, qemu_user: str | None = None) -> CheckpointSettings:
+        """Read them from a VM's persistent domain XML."""
+        policy = parse_policy(xml)
+        tree = tree_from_domain_xml(xml)
+        visible = len(tree.visible())
+        try:
+            default = str(snapshot_folder(edit_policy(xml, dataclasses.replace(policy, location=""))))
+        except ValueError:  # neither a folder nor a disk: nothing to show as the default
+            default = ""
+        return cls(policy, visible, len(tree.checkpoints) - visible, default, qemu_user)
+
+
+CHECKPOINT_TYPE_LABELS = {
+    CheckpointType.DISABLED: "Disabled",
+    CheckpointType.PRODUCTION: "Production",
+    CheckpointType.PRODUCTION_ONLY: "Production only",
+    CheckpointType.STANDARD: "Standard",
+}
+
+
+def normalized_location(text: str, default_folder: str) -> str:
+    """The location to store for what the user typed: "" for the default folder (or nothing)."""
+    text = text.strip()
+    if not text:
+        return ""
+    normal = str(Path(text)) if Path(text).is_absolute() else text
+    return "" if default_folder and normal == str(Path(default_folder)) else normal
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def location_lock_reason(settings: CheckpointSettings) -> str | None:
+    """Why the checkpoint file location can't be changed now, or None."""
+    if not settings.location_locked:
+        return None
+    counts = []
+    if settings.checkpoints:
+        counts.append(_count(settings.checkpoints, "checkpoint"))
+    if settings.pending_merges:
+        counts.append(
+            _count(settings.pending_merges, "deleted checkpoint") + " whose files wait to be merged"
+        )
+    what_to_do = (
+        "Delete its checkpoints first."
+        if settings.checkpoints
+        else "They merge once only one branch of the tree still reads them."
+    )
+    return (
+        "The checkpoint file location can be changed only while the virtual machine has no "
+        f"checkpoints; it has {' and '.join(counts)}. {what_to_do}"
+    )
+
+
+def checkpoint_problems(settings: CheckpointSettings, policy: CheckpointPolicy) -> list[str]:
+    """Why ``policy`` can't replace the VM's checkpoint policy ``settings.policy`` (empty: it can)."""
+    location = policy.location
+    if location == settings.policy.location:
+        return []
+    reason = location_lock_reason(settings)
+    if reason:
+        return [reason]
+    if not location:
+        return []  # back to the VM's own Snapshots folder
+    if not Path(location).is_absolute():
+        return [f"The checkpoint file location '{location}' is not an absolute path."]
+    if not Path(location).is_dir():
+        return [f"The checkpoint file location '{location}' does not exist or is not a folder."]
+    problem = paths.folder_problem(location, settings.qemu_user)
+    return [f"Checkpoint file location: {problem}"] if problem else []
 
 
 def generation_of(config: VmConfig) -> int:
@@ -194,11 +293,13 @@ def change_problems(
     change: SettingsChange,
     host: HostInfo,
     other_names: frozenset[str],
+    checkpoints: CheckpointSettings | None = None,
 ) -> list[str]:
     """Every reason why ``change`` can't be applied to a VM in ``state`` (empty when it can).
 
     ``current`` is the VM's persistent configuration and ``other_names`` the names of the other
-    VMs on the server (the VM's own name is ignored if present).
+    VMs on the server (the VM's own name is ignored if present); ``checkpoints`` is needed to
+    check a new checkpoint policy.
     """
     problems: list[str] = []
     if change.memory is not None:
@@ -213,4 +314,9 @@ def change_problems(
         problems += _notes_problems(change.notes)
     if change.start_delay_s is not None:
         problems += _start_delay_problems(change.start_delay_s)
+    if change.checkpoint_policy is not None:
+        if checkpoints is None:
+            problems.append("The checkpoint settings of this virtual machine could not be read.")
+        else:
+            problems += checkpoint_problems(checkpoints, change.checkpoint_policy)
     return problems

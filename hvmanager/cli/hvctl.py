@@ -18,7 +18,7 @@ from hvmanager import __version__
 from hvmanager.backend.connection import Server
 from hvmanager.backend.errors import HvError
 from hvmanager.backend.settings import default_local_uri, load_settings
-from hvmanager.cli import host_commands, state_commands, vm_commands
+from hvmanager.cli import checkpoint_commands, host_commands, state_commands, vm_commands
 from hvmanager.cli.context import Context
 
 PROG = "hvctl"
@@ -40,6 +40,7 @@ Examples:
   hvctl new-vm web1 --memory-startup 2048 --new-vhd-size-gb 40 --iso /srv/iso/debian.iso
   hvctl start-vm web1 web2
   hvctl stop-vm web1 --wait 120
+  hvctl checkpoint-vm web1 --name "before upgrade"
   hvctl --connect qemu+ssh://admin@host/system get-vm --json
 
 Run 'hvctl VERB --help' for the options of a verb."""
@@ -430,7 +431,164 @@ service: resources/hvmanager-memory.service).""",
         help="memory buffer above what the guest uses (5-2000, default 20)",
     )
     _common_options(p)
+    _checkpoint_verbs(sub)
     return parser
+
+
+_CHECKPOINT_ARG_HELP = "the checkpoint's name, or its id when several share the name"
+
+
+def _vm_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vm", metavar="VM", help="the virtual machine (its name or UUID)")
+
+
+def _checkpoint_verbs(sub: Any) -> None:
+    """checkpoint-vm, get-vmcheckpoint, restore-vmcheckpoint, revert-vm, remove-vmcheckpoint,
+    rename-vmcheckpoint and get-vmcheckpoint-chain (Hyper-V's *-VMSnapshot cmdlets)."""
+    p = _verb(
+        sub,
+        "checkpoint-vm",
+        "Take a checkpoint of a virtual machine (Checkpoint-VM).",
+        """\
+Works while the VM runs, is paused, saved or off. From now on the VM writes to new
+differencing disks; the checkpoint keeps the disks as they are now and, for a standard
+checkpoint of a VM that is not off, its memory. The VM's checkpoint type (Settings >
+Management > Checkpoints) decides: a production checkpoint freezes the guest's file
+systems through the QEMU guest agent; when the agent does not answer, a standard
+checkpoint is taken instead and the reason is printed (unless the type forbids that).
+Checkpoints work on VMs of this computer only.
+
+With --json, prints the checkpoint as get-vmcheckpoint --json does, plus fallback_reason.
+
+Example:
+  hvctl checkpoint-vm web1 --name 'before upgrade'""",
+        checkpoint_commands.checkpoint_vm,
+    )
+    _vm_argument(p)
+    p.add_argument(
+        "--name",
+        metavar="NAME",
+        help="name of the checkpoint, 1-100 characters (default: '<VM> - (<date> - <time>)')",
+    )
+    _common_options(p)
+
+    p = _verb(
+        sub,
+        "get-vmcheckpoint",
+        "Show the checkpoint tree of a virtual machine (Get-VMSnapshot).",
+        """\
+Prints one row per checkpoint: VMName, Name (indented under its parent, as in the
+Checkpoints pane), SnapshotType (Standard or Production), CreationTime and
+ParentSnapshotName. The row "Now" stands under the checkpoint the VM's current state
+derives from. With --name, prints only the checkpoints with that name or id (wildcards
+such as 'before*' allowed), without the tree.
+
+With --json, prints an object with vm_name, vm_uuid, now (the id of the checkpoint Now
+derives from, or null) and checkpoints, oldest first, each with: id, name, parent_id,
+parent_name, created (ISO 8601), type, memory (whether it holds the VM's memory),
+vm_state (the VM's state when it was taken) and children (ids).
+
+Example:
+  hvctl get-vmcheckpoint web1 --json""",
+        checkpoint_commands.get_vmcheckpoint,
+    )
+    _vm_argument(p)
+    p.add_argument("--name", metavar="NAME", help="only the checkpoints with this name (or id, or wildcard)")
+    _common_options(p)
+
+    p = _verb(
+        sub,
+        "restore-vmcheckpoint",
+        "Apply a checkpoint (Restore-VMSnapshot).",
+        """\
+Returns the VM to the checkpoint: the VM's current state is discarded (its differencing
+disks are deleted) and new ones are made over the checkpoint's. A checkpoint that holds
+memory leaves the VM running (or paused, or saved) as it was then; one without leaves it
+off. The checkpoint itself is never changed. --take-checkpoint-first keeps the current
+state as a new checkpoint before (Hyper-V's "Take Checkpoint and Apply").
+
+Example:
+  hvctl restore-vmcheckpoint web1 "before upgrade" --take-checkpoint-first""",
+        checkpoint_commands.restore_vmcheckpoint,
+    )
+    _vm_argument(p)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help=_CHECKPOINT_ARG_HELP)
+    p.add_argument(
+        "--take-checkpoint-first",
+        action="store_true",
+        help="take a checkpoint of the current state before applying",
+    )
+    _common_options(p)
+
+    p = _verb(
+        sub,
+        "revert-vm",
+        "Revert a virtual machine to its last checkpoint (Revert).",
+        """\
+Applies the checkpoint the VM's current state derives from (the one "Now" stands under in
+get-vmcheckpoint), discarding everything the VM did since.""",
+        checkpoint_commands.revert_vm,
+    )
+    _vm_argument(p)
+    _common_options(p)
+
+    p = _verb(
+        sub,
+        "remove-vmcheckpoint",
+        "Delete a checkpoint or a checkpoint subtree (Remove-VMSnapshot).",
+        """\
+The checkpoint's data is merged into the disk that depends on it (while the VM runs, too),
+never lost; a differencing disk nothing reads any more is deleted at once. --subtree also
+deletes every checkpoint below it (Remove-VMSnapshot -IncludeAllChildSnapshots).
+Before starting, prints the space the merge may need, and refuses when the file system
+has less free unless --force is given. Shows "Merging (n %)" on a terminal.
+An operation already running on the VM's checkpoints is waited for; --no-wait refuses
+instead.
+
+Example:
+  hvctl remove-vmcheckpoint web1 "before upgrade" --subtree""",
+        checkpoint_commands.remove_vmcheckpoint,
+    )
+    _vm_argument(p)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help=_CHECKPOINT_ARG_HELP)
+    p.add_argument("--subtree", action="store_true", help="also delete every checkpoint below it")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="refuse, instead of waiting, when another checkpoint operation runs on the VM",
+    )
+    p.add_argument("--force", action="store_true", help="merge even when the free space looks too small")
+    _common_options(p)
+
+    p = _verb(
+        sub,
+        "rename-vmcheckpoint",
+        "Rename a checkpoint (Rename-VMSnapshot).",
+        """\
+Names need not be unique.""",
+        checkpoint_commands.rename_vmcheckpoint,
+    )
+    _vm_argument(p)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help=_CHECKPOINT_ARG_HELP)
+    p.add_argument("new_name", metavar="NEWNAME", help="its new name (1-100 characters)")
+    _common_options(p)
+
+    p = _verb(
+        sub,
+        "get-vmcheckpoint-chain",
+        "Show the files behind each virtual hard disk.",
+        """\
+For each disk of the VM's current state (or of --checkpoint), the chain of files from
+the one written to down to the base disk: File, Format, FileSize (space on the host),
+VirtualSize, and Owner (Now, the checkpoint that froze it, or Base disk).
+
+With --json, prints a list with one object per disk: target, total_size (bytes on the
+host) and files, each with file, format, file_size, virtual_size, owner and owner_id.""",
+        checkpoint_commands.get_vmcheckpoint_chain,
+    )
+    _vm_argument(p)
+    p.add_argument("--checkpoint", metavar="CHECKPOINT", help="the chains of this checkpoint instead")
+    _common_options(p)
 
 
 def _libvirt_version() -> str:

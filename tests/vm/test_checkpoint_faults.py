@@ -6,6 +6,7 @@ Observers: ``virsh domblklist``/``dumpxml``, ``qemu-img``/``qemu-io``, and the f
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from hvmanager.backend import checkpoint_journal, checkpoints, creation
+from hvmanager.backend import checkpoint_journal, checkpoints, creation, memory_staging
 from hvmanager.backend.checkpoint_tree import tree_from_domain_xml
 from hvmanager.backend.checkpoint_xml import CheckpointPolicy
 from hvmanager.backend.connection import Server
@@ -125,7 +126,7 @@ def test_full_file_system_during_checkpoint_leaves_vm_on_its_image(
     disks_before = _disk_files(dom)
     files_before = _listing(folders.disks)
 
-    with pytest.raises(HvError):
+    with pytest.raises(HvError, match=r"not enough space .* for the VM.s memory"):
         checkpoints.take(server.conn, dom, "does not fit")
 
     assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
@@ -243,3 +244,32 @@ def _merge_running(journal_file: Path) -> bool:
         return '"op": "merge"' in journal_file.read_text()
     except FileNotFoundError:
         return False
+
+
+def test_memory_image_that_cannot_be_placed_leaves_a_disk_only_checkpoint(
+    server: Server, vm_location: Path, test_guest: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The VM already runs on its new overlays when the staged memory image is moved into the
+    checkpoint folder: if that fails (the folder filled up meanwhile), the checkpoint stays,
+    consistently, as a disk-only one, and the reason is given."""
+    install = KernelBoot(str(test_guest.kernel), str(test_guest.initrd), test_guest.cmdline)
+    dom = _make_vm(server, vm_location, "ckpt-nomove", install)
+    folders = vm_folders(vm_location, dom.name())
+    dom.create()
+    wait_serial(folders.serial_log, "HVTEST: ready")
+
+    def full(_staged: str, _final: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints, "move_into_place", full)
+    monkeypatch.setattr(memory_staging, "staging_enabled", lambda: True)
+    result = checkpoints.take(server.conn, dom, "disk only after all")
+
+    assert "No space left on device" in result.fallback_reason
+    stored = _tree(dom).get(result.checkpoint.id)
+    assert not stored.memory
+    assert not (folders.snapshots / result.checkpoint.id / "memory.save").exists()
+    assert not list(Path("/dev/shm").glob(f"hvmanager-{dom.UUIDString()}-*")), "no staged image left"
+    assert not (folders.snapshots / checkpoint_journal.JOURNAL_FILE).exists()
+    checkpoints.apply(server.conn, dom, result.checkpoint.id)
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF, "a disk-only checkpoint leaves the VM off"
