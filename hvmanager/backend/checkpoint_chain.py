@@ -58,13 +58,13 @@ def disk_chains(dom: Any, checkpoint_id: str | None = None) -> list[DiskChain]:
     state = read_state(dom)
     tree = state.tree
     if checkpoint_id is None:
-        tops = {d.target: d.file for d in checkpoint_disks(state.xml)}
+        tops = {d.target: (d.file, d.format) for d in checkpoint_disks(state.xml)}
     else:
-        tops = {t: image.file for t, image in tree.get(checkpoint_id).images.items()}
+        tops = {t: (image.file, image.format) for t, image in tree.get(checkpoint_id).images.items()}
     chains = []
-    for target, top in sorted(tops.items()):
+    for target, (top, fmt) in sorted(tops.items()):
         links = []
-        for entry in images.chain(top):
+        for entry in images.chain(top, fmt):
             owner, owner_id = _owner(tree, entry.file)
             links.append(
                 ChainLink(

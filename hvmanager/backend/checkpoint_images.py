@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hvmanager.backend.errors import HvError
-from hvmanager.backend.qemuimg import QEMU_IMG, detect_format, run_tool
+from hvmanager.backend.qemuimg import QEMU_IMG, run_tool
 
 Progress = Callable[[float], None]
 
@@ -34,16 +34,14 @@ def overlay_name(base_file: str) -> str:
             return str(candidate)
 
 
-def image_format(file: str) -> str:
-    """The format of an image, from its magic bytes."""
-    return detect_format(file)
+def create_overlay(backing: str, backing_format: str) -> str:
+    """Create a qcow2 differencing disk over ``backing``; returns its path.
 
-
-def create_overlay(backing: str, backing_format: str | None = None) -> str:
-    """Create a qcow2 differencing disk over ``backing``; returns its path."""
+    Formats are always passed, never probed: the bytes of a raw disk belong to the guest, which
+    could make them look like a qcow2 header naming any host file as its backing file.
+    """
     path = overlay_name(backing)
-    fmt = backing_format or image_format(backing)
-    run_tool([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", backing, "-F", fmt, path])
+    run_tool([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", backing, "-F", backing_format, path])
     os.chmod(path, 0o644)
     return path
 
@@ -68,23 +66,22 @@ def _run_with_progress(args: list[str], progress: Progress | None) -> None:
 
 
 def commit(top: str, base: str, progress: Progress | None = None) -> None:
-    """Merge ``top`` (and any image between) into ``base`` offline; ``top`` is left as it was."""
-    fmt = image_format(top)
-    args = [QEMU_IMG, "commit", "-p", "-d", "-t", "none", "-f", fmt, "-b", base, top]
+    """Merge the qcow2 ``top`` (and any image between) into ``base`` offline; ``top`` is left as
+    it was. The host's cache is used (qemu-img flushes the image when it closes it): with
+    ``-t none`` the merge ran at half the speed here."""
+    args = [QEMU_IMG, "commit", "-p", "-d", "-f", "qcow2", "-b", base, top]
     _run_with_progress(args, progress)
 
 
-def rebase_unsafe(file: str, new_backing: str) -> None:
-    """Point ``file`` at another backing file with the same content (no data is copied)."""
-    fmt = image_format(new_backing)
-    run_tool([QEMU_IMG, "rebase", "-u", "-f", "qcow2", "-b", new_backing, "-F", fmt, file])
+def rebase_unsafe(file: str, new_backing: str, backing_format: str) -> None:
+    """Point the qcow2 ``file`` at another backing file with the same content (no data copied)."""
+    run_tool([QEMU_IMG, "rebase", "-u", "-f", "qcow2", "-b", new_backing, "-F", backing_format, file])
 
 
-def check(file: str) -> str | None:
+def check(file: str, fmt: str) -> str | None:
     """``qemu-img check`` of one image: None when clean, else what it found."""
-    fmt = image_format(file)
-    if fmt not in ("qcow2", "vhdx", "vpc", "qed", "vdi"):
-        return None  # raw images have no metadata to check
+    if fmt not in ("qcow2", "vhdx", "qed", "vdi"):
+        return None  # raw and VHD images have no metadata qemu-img can check
     done = subprocess.run(
         [QEMU_IMG, "check", "-U", "-f", fmt, "--output=json", file],
         capture_output=True,
@@ -112,9 +109,9 @@ class ChainFile:
     backing: str | None
 
 
-def chain(file: str) -> list[ChainFile]:
-    """The chain of images from ``file`` down to its base (shared lock: the VM may be running)."""
-    fmt = image_format(file)
+def chain(file: str, fmt: str) -> list[ChainFile]:
+    """The chain of images from ``file`` down to its base (shared lock: the VM may be running);
+    the formats below ``file`` are those recorded in the qcow2 headers hvmanager wrote."""
     out = run_tool([QEMU_IMG, "info", "-U", "--backing-chain", "--output=json", "-f", fmt, file])
     entries = json.loads(out)
     return [

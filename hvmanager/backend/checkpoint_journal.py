@@ -86,6 +86,29 @@ class ChainBusyError(HvError):
     """Another checkpoint operation (a merge, usually) is running on the VM."""
 
 
+def _lock_file(uuid: str) -> Path:
+    """The VM's lock file, in a folder every user can create files in (as /tmp: sticky bit)."""
+    try:
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        if LOCK_DIR.stat().st_uid == os.geteuid():
+            os.chmod(LOCK_DIR, 0o1777)
+    except OSError as exc:
+        raise HvError(
+            f"The folder for checkpoint locks, '{LOCK_DIR}', cannot be used: {exc.strerror or exc}.",
+            "Create it once as root (mode 1777), or set HVMANAGER_LOCK_DIR to a folder you can write.",
+        ) from exc
+    return LOCK_DIR / f"checkpoints-{uuid}.lock"
+
+
+def _open_lock(uuid: str) -> int:
+    path = _lock_file(uuid)
+    try:
+        # Read-only is enough for flock, so a lock file another user created serves everybody.
+        return os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise HvError(f"The checkpoint lock '{path}' cannot be opened: {exc.strerror or exc}.") from exc
+
+
 @contextmanager
 def vm_lock(uuid: str, wait: bool = True) -> Iterator[None]:
     """Hold the VM's checkpoint lock; with ``wait=False`` refuse at once when it is taken.
@@ -93,8 +116,7 @@ def vm_lock(uuid: str, wait: bool = True) -> Iterator[None]:
     ``flock`` locks belong to an open file, so threads of one process and other processes
     (``hvctl`` next to the GUI) queue behind each other alike.
     """
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    fd = os.open(LOCK_DIR / f"checkpoints-{uuid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock(uuid)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -113,7 +135,7 @@ def is_locked(uuid: str) -> bool:
     path = LOCK_DIR / f"checkpoints-{uuid}.lock"
     if not path.exists():
         return False
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

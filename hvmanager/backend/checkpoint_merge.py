@@ -98,13 +98,15 @@ def _merge(conn: Any, dom: Any, state: DomainState, step: MergeStep, progress: M
         _live_commit(dom, step, active_commit, report)
     else:
         images.commit(step.top, step.base, report)
+    base_format = state.tree.format_of(step.base)
     for _owner, _target, reader in state.tree.readers(step.top):
         if reader.file not in chain:
-            images.rebase_unsafe(reader.file, step.base)
+            images.rebase_unsafe(reader.file, step.base, base_format)
     sources = {step.target: step.base} if step.top_owner == NOW else None
     define(conn, state.xml, after, sources)
-    if sources and state.state == "Saved":
-        _update_saved_state(dom, sources)
+    if state.state == "Saved" and step.target in after.now_images:
+        now = after.now_images[step.target]
+        _update_saved_state(dom, {step.target: (now.file, now.format)})
     images.delete(step.top)
     journal.remove(state.folder)
 
@@ -118,11 +120,12 @@ def _live_commit(dom: Any, step: MergeStep, active: bool, report: images.Progres
         raise HvError(f"The merge of '{step.top}' did not complete; the file is still in use.")
 
 
-def _update_saved_state(dom: Any, sources: dict[str, str]) -> None:
-    """A saved VM's memory image names its disk files: point it at the merged ones."""
+def _update_saved_state(dom: Any, sources: dict[str, tuple[str, str]]) -> None:
+    """A saved VM's memory image names its disk files and their chain: point it at the current
+    ones (the chain, which a merge changed, is probed again)."""
     with libvirt_errors("Updating the saved state's disk files"):
         xml = dom.managedSaveGetXMLDesc(0)
-        fixed = set_disk_sources(xml, {t: (f, images.image_format(f)) for t, f in sources.items()})
+        fixed = set_disk_sources(xml, sources)
         dom.managedSaveDefineXML(fixed, 0)
 
 

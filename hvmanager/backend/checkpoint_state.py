@@ -25,7 +25,13 @@ from hvmanager.backend.checkpoint_tree import (
     tree_from_domain_xml,
     tree_from_xml,
 )
-from hvmanager.backend.checkpoint_xml import set_disk_sources, set_tree, snapshot_folder
+from hvmanager.backend.checkpoint_xml import (
+    checkpoint_disks,
+    set_disk_sources,
+    set_tree,
+    snapshot_folder,
+    strip_backing_stores,
+)
 from hvmanager.backend.connection import libvirt_errors
 
 log = logging.getLogger(__name__)
@@ -79,15 +85,16 @@ def write_tree(dom: Any, tree: CheckpointTree) -> None:
     """Persist the tree in the domain's persistent definition (one define: atomic in libvirt)."""
     with libvirt_errors(f"Saving the checkpoint tree of '{dom.name()}'"):
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        dom.connect().defineXML(set_tree(xml, tree))
+        dom.connect().defineXML(set_tree(strip_backing_stores(xml), tree))
 
 
 def define(conn: Any, xml: str, tree: CheckpointTree, sources: dict[str, str] | None = None) -> None:
-    """Define the persistent XML with the tree and (optionally) disks pointed at new files."""
+    """Define the persistent XML with the tree and (optionally) disks pointed at new files (their
+    formats are the tree's)."""
     if sources:
-        xml = set_disk_sources(xml, {t: (f, images.image_format(f)) for t, f in sources.items()})
+        xml = set_disk_sources(xml, {t: (f, tree.format_of(f)) for t, f in sources.items()})
     with libvirt_errors("Saving the virtual machine's configuration"):
-        conn.defineXML(set_tree(xml, tree))
+        conn.defineXML(set_tree(strip_backing_stores(xml), tree))
 
 
 def live_chain(dom: Any, target: str) -> list[str]:
@@ -113,13 +120,9 @@ def disk_chain(dom: Any, xml: str, target: str) -> list[str]:
     """The chain of a disk: the live one while QEMU runs, else read from the image headers."""
     if dom.isActive():
         return live_chain(dom, target)
-    root = SafeET.fromstring(xml)
-    for disk in root.findall("devices/disk"):
-        element, source = disk.find("target"), disk.find("source")
-        if element is not None and element.get("dev") == target and source is not None:
-            file = source.get("file")
-            if file and Path(file).exists():
-                return [entry.file for entry in images.chain(file)]
+    for disk in checkpoint_disks(xml):
+        if disk.target == target and Path(disk.file).exists():
+            return [entry.file for entry in images.chain(disk.file, disk.format)]
     return []
 
 

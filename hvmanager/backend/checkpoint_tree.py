@@ -50,6 +50,7 @@ class Image:
 
     file: str
     backing: str | None  # None: not made by hvmanager (the VM's own disk), never deleted
+    format: str = "qcow2"  # known, never probed: a raw disk's bytes belong to the guest
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,13 @@ class CheckpointTree:
     def readers(self, file: str) -> list[tuple[str, str, Image]]:
         """The images that read through ``file`` directly (it is their backing file)."""
         return [entry for entry in self.owned_images() if entry[2].backing == file]
+
+    def format_of(self, file: str) -> str:
+        """The format of an image of the tree (qcow2 for the overlays hvmanager made)."""
+        for _owner, _target, image in self.owned_images():
+            if image.file == file:
+                return image.format
+        return "qcow2"
 
     def files(self) -> set[str]:
         """Every image file the tree needs."""
@@ -268,7 +276,7 @@ def _q(tag: str) -> str:
 
 
 def _image_element(parent: ET.Element, tag: str, target: str, image: Image) -> None:
-    attrib = {"target": target, "file": image.file}
+    attrib = {"target": target, "file": image.file, "format": image.format}
     if image.backing is not None:
         attrib["backing"] = image.backing
     ET.SubElement(parent, _q(tag), attrib)
@@ -300,7 +308,8 @@ def tree_to_xml(tree: CheckpointTree) -> str:
 
 
 def _image(element: ET.Element) -> tuple[str, Image]:
-    return element.get("target", ""), Image(element.get("file", ""), element.get("backing"))
+    image = Image(element.get("file", ""), element.get("backing"), element.get("format", "qcow2"))
+    return element.get("target", ""), image
 
 
 def tree_from_element(root: ET.Element) -> CheckpointTree:

@@ -119,6 +119,17 @@ def set_disk_sources(xml: str, sources: dict[str, tuple[str, str]]) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def strip_backing_stores(xml: str) -> str:
+    """The domain XML without the backing chains libvirt recorded in it: a chain listed in the
+    XML is used as given, and a merge may have removed files from it; libvirt probes the real
+    chain from the image headers instead."""
+    root = _root(xml)
+    for disk in root.findall("devices/disk"):
+        for old in disk.findall("backingStore"):
+            disk.remove(old)
+    return ET.tostring(root, encoding="unicode")
+
+
 def set_tree(xml: str, tree: CheckpointTree) -> str:
     """The domain XML with the checkpoint tree in its metadata."""
     root = _root(xml)

@@ -197,7 +197,7 @@ def _take(conn: Any, dom: Any, name: str | None) -> TakeResult:
             vm_state=state.state,
             production=production,
             memory=memory,
-            images={d.target: _frozen_image(state.tree, d.target, d.file) for d in disks},
+            images={d.target: _frozen_image(state.tree, d.target, d.file, d.format) for d in disks},
         )
         now_images = {d.target: Image(overlays[d.target], d.file) for d in disks}
         after = replace(state.tree.with_checkpoint(checkpoint), now=checkpoint_id, now_images=now_images)
@@ -244,9 +244,9 @@ def _place_memory(dom: Any, after: CheckpointTree, checkpoint: Checkpoint, stage
     return ""
 
 
-def _frozen_image(tree: CheckpointTree, target: str, file: str) -> Image:
+def _frozen_image(tree: CheckpointTree, target: str, file: str, fmt: str) -> Image:
     current = tree.now_images.get(target)
-    return current if current is not None and current.file == file else Image(file, None)
+    return current if current is not None and current.file == file else Image(file, None, fmt)
 
 
 def _undo_take(
@@ -315,15 +315,25 @@ def _switch_saved(
     overlays: dict[str, str],
     memory_file: Path | None,
 ) -> None:
-    """A saved VM: resume it paused from its saved state, checkpoint it, and save it again."""
+    """A saved VM: resume it paused from its saved state, checkpoint it, and save it again.
+
+    QEMU refuses a second outgoing migration after the checkpoint's memory was written, so the
+    VM is saved again from a fresh restore of that memory image (exactly the saved state), never
+    letting the guest run in between.
+    """
     with libvirt_errors(f"Resuming '{dom.name()}' from its saved state for the checkpoint"):
         dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
     try:
         _switch_live(dom, replace(state, state="Paused"), overlays, memory_file, False)
         define(conn, dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), after, overlays)
+        if memory_file is not None:
+            with libvirt_errors(f"Saving '{dom.name()}' again"):
+                dom.destroy()
+            _restore_from(conn, dom, str(memory_file), overlays, after, paused=True)
     finally:
-        with libvirt_errors(f"Saving '{dom.name()}' again"):
-            dom.managedSave(0)
+        if dom.isActive():
+            with libvirt_errors(f"Saving '{dom.name()}' again"):
+                dom.managedSave(libvirt.VIR_DOMAIN_SAVE_RUNNING)  # Start resumes it, as before
 
 
 # --- apply and revert ---------------------------------------------------------------------------
@@ -363,7 +373,7 @@ def _apply(conn: Any, dom: Any, checkpoint_id: str) -> None:
     overlays: dict[str, str] = {}
     try:
         for target, image in checkpoint.images.items():
-            overlays[target] = images.create_overlay(image.file)
+            overlays[target] = images.create_overlay(image.file, image.format)
     except BaseException:
         for file in overlays.values():
             images.delete(file)
@@ -421,16 +431,21 @@ def _restore_memory(conn: Any, dom: Any, checkpoint: Checkpoint, overlays: dict[
         f"The disks of '{dom.name()}' were returned to the checkpoint, but its memory could not be restored",
         "Start the VM: it boots from the checkpoint's disks.",
     ):
-        saved_xml = conn.saveImageGetXMLDesc(memory, 0)
-        xml = set_disk_sources(
-            set_name(saved_xml, dom.name()), {t: (f, "qcow2") for t, f in overlays.items()}
-        )
-        xml = set_tree(edit_policy(xml, parse_policy(state.xml)), state.tree)
-        paused = checkpoint.vm_state != "Running"
-        flags = libvirt.VIR_DOMAIN_SAVE_PAUSED if paused else libvirt.VIR_DOMAIN_SAVE_RUNNING
-        conn.restoreFlags(memory, xml, flags)
+        _restore_from(conn, dom, memory, overlays, state.tree, paused=checkpoint.vm_state != "Running")
         if checkpoint.vm_state == "Saved":
-            dom.managedSave(0)
+            dom.managedSave(libvirt.VIR_DOMAIN_SAVE_RUNNING)
+
+
+def _restore_from(
+    conn: Any, dom: Any, memory: str, overlays: dict[str, str], tree: CheckpointTree, paused: bool
+) -> None:
+    """Restore a memory image with the VM's name, policy and tree, its disks on ``overlays``."""
+    current = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    xml = conn.saveImageGetXMLDesc(memory, 0)
+    xml = set_disk_sources(set_name(xml, dom.name()), {t: (f, "qcow2") for t, f in overlays.items()})
+    xml = set_tree(edit_policy(xml, parse_policy(current)), tree)
+    flags = libvirt.VIR_DOMAIN_SAVE_PAUSED if paused else libvirt.VIR_DOMAIN_SAVE_RUNNING
+    conn.restoreFlags(memory, xml, flags)
 
 
 # --- delete, rename, settings -------------------------------------------------------------------

@@ -94,6 +94,8 @@ def checkpoint_name_problem(name: str) -> str | None:
     """Check a checkpoint name: 1 to 100 characters, not blank."""
     if not name.strip():
         return "Enter a name for the checkpoint."
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "The name can't contain control characters (tabs, line breaks, ...)."
     if len(name) > NAME_MAX:
         return f"The name is {len(name)} characters long; the limit is {NAME_MAX}."
     return None

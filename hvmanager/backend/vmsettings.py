@@ -33,7 +33,7 @@ from hvmanager.backend import accel, checkpoint_journal, domxml, inventory, oper
 from hvmanager.backend.checkpoint_xml import edit_policy
 from hvmanager.backend.checkpoints import require_local
 from hvmanager.backend.connection import is_local_uri, libvirt_errors
-from hvmanager.backend.errors import ValidationError
+from hvmanager.backend.errors import HvError, ValidationError
 from hvmanager.backend.models import HostInfo, MemoryConfig, StartAction, VmConfig, VmState
 from hvmanager.backend.vmsettings_rules import (
     NOTE_BOOT_ORDER,
@@ -239,7 +239,9 @@ def apply_settings(conn: Any, dom: Any, change: SettingsChange, host: HostInfo) 
     with ExitStack() as held:
         try:
             held.enter_context(checkpoint_journal.vm_lock(info.uuid, wait=False))
-        except OSError as exc:  # no lock folder for this user, who then cannot run checkpoints either
+        except checkpoint_journal.ChainBusyError:
+            raise
+        except HvError as exc:  # no lock folder for this user, who then cannot run checkpoints either
             log.warning("applying settings without the checkpoint lock of %s: %s", info.name, exc)
         return _apply_locked(conn, dom, change, host, info.state)
 

@@ -177,3 +177,56 @@ def test_delete_merges_live_while_guest_writes(writer_vm: Any, tmp_path: Path) -
     assert sorted(records) == list(range(1, max(records) + 1))
     _assert_clean_chain(base)
     assert tree_from_domain_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).checkpoints == {}
+
+
+def _resume_and_check(dom: Any, log: Path) -> tuple[int, str]:
+    """Start a saved VM; returns the first tick it prints and everything it printed meanwhile."""
+    offset = len(serial_text(log))
+    dom.create()
+    wait_serial(log, "HVTEST: tick", after=offset)
+    after = serial_text(log)[offset:]
+    assert "HVTEST: booted" not in after, "resumed from its saved state, not booted"
+    return _ticks(after)[0][0], after
+
+
+def test_saved_vm_checkpoint_apply_and_merge(writer_vm: Any, tmp_path: Path) -> None:
+    server, dom, folders, mark = writer_vm
+    log = folders.serial_log
+    dom.managedSave(0)
+    taken = checkpoints.take(server.conn, dom, "while saved").checkpoint
+    assert taken.vm_state == "Saved" and taken.memory
+    assert dom.hasManagedSaveImage(0), "still saved after the checkpoint"
+
+    _set_mark(mark, "B")
+    _resume_and_check(dom, log)
+    _wait_marked_ticks(log, "B", 3)
+    highest = max(n for n, _m in _ticks(serial_text(log)))
+    _set_mark(mark, "C")
+    checkpoints.apply(server.conn, dom, taken.id)
+    assert dom.hasManagedSaveImage(0) and not dom.isActive(), "back to Saved, as it was captured"
+    first, _ = _resume_and_check(dom, log)
+    assert first < highest
+
+    dom.managedSave(0)
+    checkpoints.delete(server.conn, dom, taken.id)  # offline merge under a saved state
+    _resume_and_check(dom, log)
+    _wait_marked_ticks(log, "C", 3)
+    active = _active_file(dom.name())
+    dom.destroy()
+    records = _disk_records(active, tmp_path)
+    assert "B" not in set(records.values())
+    assert sorted(records) == list(range(1, max(records) + 1))
+    _assert_clean_chain(active)
+
+
+def test_vm_starts_again_after_live_merge(writer_vm: Any) -> None:
+    server, dom, folders, _mark = writer_vm
+    first = checkpoints.take(server.conn, dom, "one").checkpoint
+    second = checkpoints.take(server.conn, dom, "two").checkpoint
+    checkpoints.delete(server.conn, dom, first.id)  # an intermediate image, merged live
+    checkpoints.delete(server.conn, dom, second.id)  # the active image, merged live with a pivot
+    dom.destroy()
+    offset = len(serial_text(folders.serial_log))
+    dom.create()
+    wait_serial(folders.serial_log, "HVTEST: ready", after=offset)
+    assert "<backingStore" not in virsh("dumpxml", "--inactive", dom.name())
