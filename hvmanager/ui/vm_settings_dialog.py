@@ -1,9 +1,11 @@
 """The VM Settings window: "Settings for <VM> on <server>", as in Hyper-V Manager.
 
-A tree on the left (Hardware: BIOS or Firmware, Memory, Processor; Management: Name, Automatic
-Start Action, Automatic Stop Action), each entry with a one-line summary under its name, and the
-selected entry's page on the right. Every edit is checked at once with
-``vmsettings.change_problems``; OK and Apply stay disabled while a problem is shown.
+A tree on the left (Hardware: BIOS or Firmware, Memory, Processor; Management: Name, Checkpoints,
+Automatic Start Action, Automatic Stop Action), each entry with a one-line summary under its name,
+and the selected entry's page on the right. The Checkpoints page is there when the caller passes the
+VM's ``CheckpointSettings`` (local servers: checkpoints are not supported on remote ones). Every
+edit is checked at once with ``vmsettings.change_problems``; OK and Apply stay disabled while a
+problem is shown.
 
 The dialog works on plain data (``VmConfig``, ``VmState``, ``HostInfo``) and never talks to
 libvirt: OK and Apply emit ``apply_requested`` with a ``SettingsChange``; the caller applies it
@@ -35,10 +37,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hvmanager.backend.checkpoint_xml import CheckpointPolicy
 from hvmanager.backend.models import HostInfo, StartAction, StopAction, VmConfig, VmState
-from hvmanager.backend.vmsettings_rules import SettingsChange, change_problems, generation_of
+from hvmanager.backend.vmsettings_rules import (
+    CHECKPOINT_TYPE_LABELS,
+    CheckpointSettings,
+    SettingsChange,
+    change_problems,
+    generation_of,
+    location_lock_reason,
+)
 from hvmanager.ui.settings_pages import (
     BootOrderPage,
+    CheckpointsPage,
     MemoryPage,
     NamePage,
     ProcessorPage,
@@ -113,12 +124,14 @@ class _SummaryDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-def _summaries(change: SettingsChange, config: VmConfig) -> dict[str, str]:
+def _summaries(change: SettingsChange, config: VmConfig, policy: CheckpointPolicy | None) -> dict[str, str]:
     """The summary line of every tree entry for the values shown (keyed by page title)."""
     shown = change.applied_to(config)
     boot = f"Boot from {shown.boot_order[0].label}" if shown.boot_order else ""
     count = shown.processors
+    policy = change.checkpoint_policy or policy
     return {
+        "Checkpoints": CHECKPOINT_TYPE_LABELS[policy.type] if policy else "",
         "BIOS": "Boot from Linux kernel" if config.kernel_boot else boot,
         "Firmware": "Boot from Linux kernel" if config.kernel_boot else boot,
         "Memory": f"{shown.memory.startup_mib} MB",
@@ -131,6 +144,8 @@ def _summaries(change: SettingsChange, config: VmConfig) -> dict[str, str]:
 
 class VmSettingsDialog(QDialog):
     """Hyper-V's Settings window for one VM.
+
+    ``checkpoints`` (optional) adds the Checkpoints page, showing and checking those settings.
 
     Signals:
         apply_requested(SettingsChange): OK or Apply was pressed with this change (OK then
@@ -146,12 +161,15 @@ class VmSettingsDialog(QDialog):
         host: HostInfo,
         other_names: frozenset[str],
         parent: QWidget | None = None,
+        *,
+        checkpoints: CheckpointSettings | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("vmSettingsDialog")
         self.resize(780, 540)
         self._config, self._state, self._host = config, state, host
         self._other_names = other_names
+        self._checkpoints = checkpoints
         self._baseline = SettingsChange()
         self._items: list[QTreeWidgetItem] = []
         generation = generation_of(config)
@@ -159,6 +177,7 @@ class VmSettingsDialog(QDialog):
         self.memory_page = MemoryPage(generation, host.memory_mib)
         self.processor_page = ProcessorPage(generation, host.cpus)
         self.name_page = NamePage()
+        self.checkpoints_page = CheckpointsPage() if checkpoints is not None else None
         self.start_page = StartActionPage()
         self.stop_page = StopActionPage()
         self.tree = QTreeWidget()
@@ -166,7 +185,7 @@ class VmSettingsDialog(QDialog):
         self.problem = QLabel()
         self.buttons = QDialogButtonBox()
         self._build()
-        self.set_config(config, state)
+        self.set_config(config, state, checkpoints)
         self._select(self.boot_page)
 
     # --- building ------------------------------------------------------------------------------
@@ -194,11 +213,14 @@ class VmSettingsDialog(QDialog):
             page.changed.connect(self._on_edited)
 
     def _pages(self) -> tuple[SettingsPage, ...]:
+        """Every page in tree order: three Hardware pages, then the Management ones."""
+        checkpoints = (self.checkpoints_page,) if self.checkpoints_page is not None else ()
         return (
             self.boot_page,
             self.memory_page,
             self.processor_page,
             self.name_page,
+            *checkpoints,
             self.start_page,
             self.stop_page,
         )
@@ -246,8 +268,14 @@ class VmSettingsDialog(QDialog):
 
     # --- public API ----------------------------------------------------------------------------
 
-    def set_config(self, config: VmConfig, state: VmState) -> None:
-        """Show ``config`` (e.g. after an apply) as the unchanged state of every page."""
+    def set_config(
+        self, config: VmConfig, state: VmState, checkpoints: CheckpointSettings | None = None
+    ) -> None:
+        """Show ``config`` (e.g. after an apply) as the unchanged state of every page.
+
+        Without ``checkpoints`` the Checkpoints page keeps what it shows (just applied, after an
+        Apply) as the VM's policy.
+        """
         self._config, self._state = config, state
         self.setWindowTitle(f"Settings for {config.name} on {self._host.hostname}")
         self.boot_page.load(config.boot_order, config.kernel_boot, state)
@@ -256,8 +284,20 @@ class VmSettingsDialog(QDialog):
         self.name_page.load(config.name, config.notes, state)
         self.start_page.load(config.start_action, config.start_delay_s)
         self.stop_page.load(config.stop_action)
+        self._load_checkpoints(checkpoints)
         self._baseline = self._shown()
         self._on_edited()
+
+    def _load_checkpoints(self, checkpoints: CheckpointSettings | None) -> None:
+        page = self.checkpoints_page
+        if page is None:
+            return
+        if checkpoints is None and self._checkpoints is not None:
+            checkpoints = dataclasses.replace(self._checkpoints, policy=page.policy())
+        if checkpoints is None:
+            return
+        self._checkpoints = checkpoints
+        page.load(checkpoints.policy, checkpoints.default_folder, location_lock_reason(checkpoints))
 
     def change(self) -> SettingsChange:
         """What the user changed: only the fields that differ from the loaded configuration."""
@@ -272,7 +312,9 @@ class VmSettingsDialog(QDialog):
 
     def problems(self) -> list[str]:
         """Why the change can't be applied (empty when it can)."""
-        return change_problems(self._config, self._state, self.change(), self._host, self._other_names)
+        return change_problems(
+            self._config, self._state, self.change(), self._host, self._other_names, self._checkpoints
+        )
 
     # --- behaviour -----------------------------------------------------------------------------
 
@@ -287,6 +329,7 @@ class VmSettingsDialog(QDialog):
             start_action=self.start_page.action(),
             start_delay_s=self.start_page.delay_s(),
             stop_action=self.stop_page.action(),
+            checkpoint_policy=self.checkpoints_page.policy() if self.checkpoints_page is not None else None,
         )
 
     def _on_edited(self) -> None:
@@ -299,7 +342,8 @@ class VmSettingsDialog(QDialog):
         self._update_summaries(change)
 
     def _update_summaries(self, change: SettingsChange) -> None:
-        summaries = _summaries(change, self._config)
+        policy = self._checkpoints.policy if self._checkpoints is not None else None
+        summaries = _summaries(change, self._config, policy)
         for item in self._items:
             item.setData(0, SUMMARY_ROLE, summaries[item.text(0)])
 
