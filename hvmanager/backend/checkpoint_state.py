@@ -33,6 +33,7 @@ from hvmanager.backend.checkpoint_xml import (
     strip_backing_stores,
 )
 from hvmanager.backend.connection import libvirt_errors
+from hvmanager.backend.errors import HvError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,11 @@ def read_state(dom: Any) -> DomainState:
     with libvirt_errors(f"Reading the checkpoints of '{dom.name()}'"):
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         state = vm_state_name(dom)
-    return DomainState(dom, xml, tree_from_domain_xml(xml), snapshot_folder(xml), state)
+    try:
+        folder = snapshot_folder(xml)
+    except ValueError as exc:
+        raise HvError(f"'{dom.name()}' has no checkpoints: {exc}") from exc
+    return DomainState(dom, xml, tree_from_domain_xml(xml), folder, state)
 
 
 def load_tree(dom: Any) -> CheckpointTree:

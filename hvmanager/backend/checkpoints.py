@@ -108,6 +108,14 @@ def default_name(vm_name: str, when: datetime) -> str:
     return f"{vm_name} - ({when:%m/%d/%Y - %I:%M:%S %p})"
 
 
+def needs_recovery(dom: Any) -> bool:
+    """Whether a crash interrupted a checkpoint operation of the VM (its journal is there)."""
+    try:
+        return journal.journal_path(read_state(dom).folder).exists()
+    except HvError:
+        return False  # a VM without disks or folder has no checkpoints
+
+
 def recover_vm(conn: Any, dom: Any) -> str | None:
     """Complete or roll back an interrupted checkpoint operation (None when there was none), then
     finish the merges of checkpoints deleted before the interruption."""

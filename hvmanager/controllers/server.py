@@ -24,6 +24,7 @@ from hvmanager.backend.models import HostInfo, VmConfig, VmInfo, VmSpec, VmState
 from hvmanager.backend.settings import AppSettings
 from hvmanager.backend.stats import StatsSampler, local_start_time
 from hvmanager.backend.vmspec import HostContext
+from hvmanager.controllers.checkpoints import CheckpointController
 from hvmanager.controllers.tasks import BlockingRunner, spawn
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ class ServerController(QObject):
         config_changed(str): a VM's configuration changed; its details should be re-read.
         heartbeat_changed(str, object): the guest agent of a VM connected (True) or not.
         failed(str, str): an action failed: title, message (with what to do).
+
+    ``checkpoints`` runs the checkpoint work of this server's VMs (its Status texts and failures
+    come out of this controller's signals).
     """
 
     connection_changed = Signal(object, str)
@@ -129,6 +133,13 @@ class ServerController(QObject):
         self._events.changed.connect(self.domain_changed)
         self._events.agent.connect(self.domain_agent)
         self._events.closed.connect(self.connection_closed)
+        self.checkpoints = CheckpointController(self.server, self._runner, self._name_of, self)
+        self.checkpoints.status_changed.connect(self.status_changed)
+        self.checkpoints.failed.connect(self.failed)
+
+    def _name_of(self, uuid: str) -> str:
+        info = self.vms.get(uuid)
+        return info.name if info else uuid
 
     @property
     def uri(self) -> str:
@@ -211,6 +222,7 @@ class ServerController(QObject):
         self._events.blockSignals(True)
         for timer in (self._stats_timer, self._retry_timer, self._flush_timer):
             timer.stop()
+        self.checkpoints.close()
         if wait:
             self._runner.shutdown()
             self.server.close()
@@ -378,6 +390,14 @@ class ServerController(QObject):
         except HvError:
             return None
 
+    async def checkpoint_settings(self, uuid: str) -> Any:
+        """What the Settings dialog's Checkpoints page shows (None on remote servers or failure)."""
+        try:
+            dom = await self._runner.run(self.server.lookup, uuid)
+            return await self._runner.run(vmsettings.checkpoint_settings, self.server.conn, dom)
+        except HvError:
+            return None
+
     async def inactive_xml(self, uuid: str) -> str:
         """The VM's persistent domain XML (for the Settings dialog)."""
         dom = await self._runner.run(self.server.lookup, uuid)
@@ -398,7 +418,7 @@ class ServerController(QObject):
         self, uuid: str, title: str, status: str, func: Callable[..., Any], *args: Any
     ) -> bool:
         """Run a blocking VM action with a Status text; report failures; True on success."""
-        name = self.vms[uuid].name if uuid in self.vms else uuid
+        name = self._name_of(uuid)
         self.status_changed.emit(uuid, status)
         try:
             dom = await self._runner.run(self.server.lookup, uuid)
@@ -407,7 +427,8 @@ class ServerController(QObject):
             self.failed.emit(f"{title} '{name}'", str(exc))
             return False
         finally:
-            self.status_changed.emit(uuid, "")
+            # A checkpoint merge may still run on the VM: its text comes back.
+            self.status_changed.emit(uuid, self.checkpoints.status_text(uuid))
             self._mark_dirty(uuid)
         return True
 

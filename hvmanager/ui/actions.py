@@ -2,10 +2,14 @@
 menus, the toolbar and the row context menu, with Hyper-V's labels and VMConnect's shortcuts.
 
 ``update_for`` enables the VM actions from the states of the selected VMs, using the backend's
-single table of which action applies in which state.
+single table of which action applies in which state. Checkpoint actions come in two groups: the
+VM's (Checkpoint, Revert...) and the checkpoint block that replaces the VM block while a
+checkpoint is selected; F2 and Del follow whichever block is shown.
 """
 
 from __future__ import annotations
+
+import enum
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
@@ -32,6 +36,56 @@ _VM_SPECS: dict[VmAction, tuple[str, str, str]] = {
     VmAction.DELETE_SAVED_STATE: ("Delete Saved State...", "delete-saved-state", ""),
     VmAction.RENAME: ("Rename...", "rename", "F2"),
     VmAction.DELETE: ("Delete...", "delete", "Del"),
+}
+
+
+class CheckpointAction(enum.Enum):
+    """Checkpoint commands: two on the VM, the rest on a selected checkpoint."""
+
+    TAKE = "Checkpoint"
+    REVERT = "Revert"
+    SETTINGS = "Checkpoint Settings"
+    APPLY = "Apply Checkpoint"
+    RENAME = "Rename Checkpoint"
+    DELETE = "Delete Checkpoint"
+    DELETE_SUBTREE = "Delete Checkpoint Subtree"
+    DISK_CHAIN = "Disk Chain"
+
+
+_CHECKPOINT_SPECS: dict[CheckpointAction, tuple[str, str, str]] = {
+    # VMConnect's shortcuts: Ctrl+N Checkpoint, Ctrl+E Revert.
+    CheckpointAction.TAKE: ("Checkpoint", "checkpoint", "Ctrl+N"),
+    CheckpointAction.REVERT: ("Revert...", "revert", "Ctrl+E"),
+    CheckpointAction.SETTINGS: ("Settings...", "settings", ""),
+    CheckpointAction.APPLY: ("Apply...", "apply-checkpoint", ""),
+    CheckpointAction.RENAME: ("Rename...", "rename", ""),
+    CheckpointAction.DELETE: ("Delete Checkpoint...", "delete", ""),
+    CheckpointAction.DELETE_SUBTREE: ("Delete Checkpoint Subtree...", "delete-subtree", ""),
+    CheckpointAction.DISK_CHAIN: ("Disk Chain...", "disk-chain", ""),
+}
+
+CHECKPOINT_BLOCK_ORDER: list[CheckpointAction | None] = [
+    CheckpointAction.SETTINGS,
+    None,
+    CheckpointAction.APPLY,
+    CheckpointAction.RENAME,
+    CheckpointAction.DELETE,
+    CheckpointAction.DELETE_SUBTREE,
+    None,
+    CheckpointAction.DISK_CHAIN,
+]
+
+# The VM states a checkpoint can be taken (or reverted) in.
+CHECKPOINT_STATES = frozenset({VmState.OFF, VmState.RUNNING, VmState.PAUSED, VmState.SAVED})
+
+_CHANGES_IMAGES = frozenset(
+    {CheckpointAction.APPLY, CheckpointAction.DELETE, CheckpointAction.DELETE_SUBTREE}
+)
+
+# Keys that act on whatever the lower block of the Actions pane shows: (VM action, checkpoint action).
+_SHARED_KEYS = {
+    "F2": (VmAction.RENAME, CheckpointAction.RENAME),
+    "Del": (VmAction.DELETE, CheckpointAction.DELETE),
 }
 
 VM_BLOCK_ORDER: list[VmAction | None] = [
@@ -83,7 +137,14 @@ class AppActions(QObject):
         self.vm[VmAction.CONNECT].setToolTip("The console window arrives in a later version.")
         for kind, action in self.vm.items():
             action.setObjectName(f"action{kind.name.title().replace('_', '')}")
+        self.checkpoint: dict[CheckpointAction, QAction] = {
+            kind: _action(parent, label, icon_name, shortcut)
+            for kind, (label, icon_name, shortcut) in _CHECKPOINT_SPECS.items()
+        }
+        for checkpoint_kind, action in self.checkpoint.items():
+            action.setObjectName(f"action{checkpoint_kind.value.title().replace(' ', '')}")
         self.update_for([])
+        self.update_checkpoint_actions([], can_revert=False, checkpoint_selected=False)
 
     def server_block(self) -> list[QAction | None]:
         """The server block of the Actions pane."""
@@ -98,13 +159,49 @@ class AppActions(QObject):
         ]
 
     def toolbar(self) -> list[QAction | None]:
-        """The toolbar: the VM commands of the Actions pane up to Reset, then Refresh."""
-        commands = VM_BLOCK_ORDER[: VM_BLOCK_ORDER.index(VmAction.RESET) + 1]
-        return [None if kind is None else self.vm[kind] for kind in commands] + [None, self.refresh]
+        """The toolbar: the VM commands of the Actions pane up to Revert, then Refresh."""
+        block = self.vm_block()
+        return [*block[: block.index(self.checkpoint[CheckpointAction.REVERT]) + 1], None, self.refresh]
 
     def vm_block(self) -> list[QAction | None]:
-        """The VM block of the Actions pane."""
-        return [None if kind is None else self.vm[kind] for kind in VM_BLOCK_ORDER]
+        """The VM block of the Actions pane: Checkpoint and Revert follow Reset, as in Hyper-V."""
+        actions: list[QAction | None] = [None if kind is None else self.vm[kind] for kind in VM_BLOCK_ORDER]
+        after_reset = actions.index(self.vm[VmAction.RESET]) + 1
+        actions[after_reset:after_reset] = [
+            self.checkpoint[CheckpointAction.TAKE],
+            self.checkpoint[CheckpointAction.REVERT],
+        ]
+        return actions
+
+    def checkpoint_block(self) -> list[QAction | None]:
+        """The checkpoint block that replaces the VM block while a checkpoint is selected."""
+        return [None if kind is None else self.checkpoint[kind] for kind in CHECKPOINT_BLOCK_ORDER]
+
+    def show_checkpoint_block(self, shown: bool) -> None:
+        """F2 and Del rename and delete the checkpoint while its block is shown, else the VM.
+
+        One key on two enabled actions would be ambiguous in Qt, and neither would fire.
+        """
+        for key, (vm_kind, checkpoint_kind) in _SHARED_KEYS.items():
+            self.vm[vm_kind].setShortcut(QKeySequence() if shown else QKeySequence(key))
+            self.checkpoint[checkpoint_kind].setShortcut(QKeySequence(key) if shown else QKeySequence())
+
+    def update_checkpoint_actions(
+        self, states: list[VmState], can_revert: bool, checkpoint_selected: bool
+    ) -> None:
+        """Checkpoint needs VMs in a steady state; Revert one VM with a checkpoint to go back to.
+        In the checkpoint block, what changes images (Apply, Delete) waits for a steady state too;
+        looking (Settings, Disk Chain) and renaming do not."""
+        steady = bool(states) and all(state in CHECKPOINT_STATES for state in states)
+        single = len(states) == 1
+        self.checkpoint[CheckpointAction.TAKE].setEnabled(steady)
+        self.checkpoint[CheckpointAction.REVERT].setEnabled(steady and single and can_revert)
+        for kind in CHECKPOINT_BLOCK_ORDER:
+            if kind is not None:
+                needs_steady = kind in _CHANGES_IMAGES
+                self.checkpoint[kind].setEnabled(
+                    checkpoint_selected and single and (steady or not needs_steady)
+                )
 
     def update_for(self, states: list[VmState]) -> None:
         """Enable the VM actions that apply to every selected VM; Pause/Resume swap places."""

@@ -1,5 +1,6 @@
 """Keeps the details pane on the selected VM: configuration, live memory figures, heartbeat,
-addresses and the screen thumbnail (refreshed every few seconds while the VM runs)."""
+addresses and the screen thumbnail (refreshed every few seconds while the VM runs); or on the
+selected checkpoint's summary."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QImage
 
 from hvmanager.backend.accel import AccelDecision
+from hvmanager.backend.checkpoint_tree import Checkpoint
 from hvmanager.backend.models import VmConfig, VmStats
 from hvmanager.controllers.server import ServerController
 from hvmanager.controllers.tasks import spawn
@@ -36,6 +38,8 @@ class DetailsPresenter(QObject):
         self._bind(controller)
         changed = uuid != self.uuid
         self.uuid = uuid
+        if changed:
+            self.pane.show_vm_page()
         if uuid is None or controller is None or uuid not in controller.vms:
             self.pane.clear()
             self._thumb_timer.stop()
@@ -48,6 +52,27 @@ class DetailsPresenter(QObject):
                 self._refresh_thumbnail()
         else:
             self._thumb_timer.stop()
+            if not self.pane.showing_checkpoint():
+                self.pane.set_thumbnail(None, state)
+
+    def show_checkpoint(self, checkpoint: Checkpoint | None, parent_name: str | None = None) -> None:
+        """Show a checkpoint's summary in place of the VM's tabs (None: back to the VM)."""
+        if checkpoint is not None:
+            self.pane.show_checkpoint(checkpoint, parent_name)
+            self.pane.set_thumbnail(None, None)
+            return
+        if self.pane.showing_checkpoint():
+            self.pane.show_vm_page()
+            self._refresh_thumbnail_now()
+
+    def _refresh_thumbnail_now(self) -> None:
+        controller, uuid = self._controller, self.uuid
+        if controller is None or uuid is None or uuid not in controller.vms:
+            return
+        state = controller.vms[uuid].state
+        if state.is_active:
+            self._refresh_thumbnail()
+        else:
             self.pane.set_thumbnail(None, state)
 
     def _bind(self, controller: ServerController | None) -> None:
@@ -98,7 +123,7 @@ class DetailsPresenter(QObject):
             shot = await controller.screenshot(uuid)
         finally:
             self._thumb_busy = False
-        if uuid != self.uuid or uuid not in controller.vms:
+        if uuid != self.uuid or uuid not in controller.vms or self.pane.showing_checkpoint():
             return
         image = QImage.fromData(shot[1]) if shot else None
         self.pane.set_thumbnail(image, controller.vms[uuid].state)

@@ -22,10 +22,12 @@ from hvmanager.backend.vmactions import VmAction
 from hvmanager.controllers.manager import ServerManager
 from hvmanager.controllers.server import ConnectionState, ServerController
 from hvmanager.ui.actions import AppActions
+from hvmanager.ui.checkpoint_commands import CheckpointCommands
 from hvmanager.ui.details_controller import DetailsPresenter
 from hvmanager.ui.resources import icon
 from hvmanager.ui.vm_commands import VmCommands
 from hvmanager.views.actions_pane import ActionsPane
+from hvmanager.views.checkpoint_tree_model import IconKind
 from hvmanager.views.checkpoints_pane import CheckpointsPane
 from hvmanager.views.details_pane import DetailsPane
 from hvmanager.views.server_tree import ServerTree
@@ -52,6 +54,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.details = DetailsPresenter(self)
         self.commands = VmCommands(self)
+        self.checkpoint_commands = CheckpointCommands(self)
+        self.actions_pane.checkpoint_block.set_actions("", self.app_actions.checkpoint_block())
         self._wire()
         self._show_server("")
 
@@ -69,7 +73,13 @@ class MainWindow(QMainWindow):
         self.proxy.setSortRole(VmRole.SORT)
         self.proxy.setDynamicSortFilter(True)
         self.table = self._build_table()
-        self.checkpoints = CheckpointsPane()
+        self.checkpoints = CheckpointsPane(
+            {
+                IconKind.MEMORY: icon("checkpoint-memory"),
+                IconKind.DISK: icon("checkpoint-disk"),
+                IconKind.NOW: icon("now"),
+            }
+        )
         self.details_pane = DetailsPane()
         self.actions_pane = ActionsPane()
         self.setCentralWidget(self._build_splitters())
@@ -111,10 +121,12 @@ class MainWindow(QMainWindow):
         file_menu.addAction(acts.connect_server)
         file_menu.addSeparator()
         file_menu.addAction(acts.quit)
-        action_menu = bar.addMenu("&Action")
-        action_menu.setObjectName("actionMenu")
-        for entry in [*acts.server_block(), None, *acts.vm_block()]:
-            action_menu.addSeparator() if entry is None else action_menu.addAction(entry)
+        self.action_menu = bar.addMenu("&Action")
+        self.action_menu.setObjectName("actionMenu")
+        self.action_menu.aboutToShow.connect(self._fill_action_menu)
+        self._fill_action_menu()
+        # Shortcuts work whichever block the Action menu and the Actions pane show.
+        self.addActions([*acts.vm.values(), *acts.checkpoint.values()])
         view_menu = bar.addMenu("&View")
         view_menu.addAction(acts.refresh)
         help_menu = bar.addMenu("&Help")
@@ -126,12 +138,27 @@ class MainWindow(QMainWindow):
             toolbar.addSeparator() if entry is None else toolbar.addAction(entry)
         self.addToolBar(toolbar)
 
+    def _fill_action_menu(self) -> None:
+        """The Action menu: the server's actions, then the selected checkpoint's or VM's."""
+        acts = self.app_actions
+        checkpoint = self.checkpoints.selected_checkpoint() is not None
+        lower = acts.checkpoint_block() if checkpoint else acts.vm_block()
+        # Not QMenu.clear(): it would delete the New submenu's action along with the separators.
+        for action in self.action_menu.actions():
+            self.action_menu.removeAction(action)
+            if action.isSeparator():
+                action.deleteLater()
+        for entry in [*acts.server_block(), None, *lower]:
+            self.action_menu.addSeparator() if entry is None else self.action_menu.addAction(entry)
+
     def _wire(self) -> None:
         self.manager.server_added.connect(self._on_server_added)
         self.manager.server_removed.connect(self._on_server_removed)
         self.server_tree.server_selected.connect(self._show_server)
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.table.customContextMenuRequested.connect(self._on_context_menu)
+        # Back on the VM list: the VM's block and details again, not the checkpoint's.
+        self.table.pressed.connect(lambda _index: self.checkpoints.clear_selection())
         self.table.doubleClicked.connect(lambda _index: self.app_actions.vm[VmAction.SETTINGS].trigger())
         self.app_actions.quit.triggered.connect(self.close)
         self.app_actions.about.triggered.connect(self.commands.about)
@@ -250,8 +277,8 @@ class MainWindow(QMainWindow):
             single.name if single else f"{len(infos)} virtual machines" if infos else ""
         )
         self.actions_pane.show_vm_block(bool(infos))
-        self.checkpoints.show_vm(single.name if single else None)
         self.details.show(single.uuid if single else None)
+        self.checkpoint_commands.show_vm(single.uuid if single else None)
 
     def _on_vm_updated(self, info: VmInfo) -> None:
         if info.uuid in self.selected_uuids():

@@ -160,7 +160,10 @@ class VmCommands(QObject):
             return
         inactive = await controller.inactive_config(uuid)
         others = frozenset(vm.name for vm in controller.vms.values()) - {info.name}
-        dialog = VmSettingsDialog(inactive or config, info.state, controller.host, others, self.window)
+        checkpoints = await controller.checkpoint_settings(uuid)
+        dialog = VmSettingsDialog(
+            inactive or config, info.state, controller.host, others, self.window, checkpoints=checkpoints
+        )
         dialog.apply_requested.connect(
             lambda change: spawn(self._apply_settings(controller, uuid, dialog, change))
         )

@@ -1,4 +1,5 @@
-"""The Actions pane on the right: a block for the server and one for the selected VM.
+"""The Actions pane on the right: a block for the server and one for the selected VM, or for the
+selected checkpoint in its place.
 
 Each entry is a flat button bound to a ``QAction``, so enabling, text and visibility follow the
 action itself (the same actions live in the menus, the toolbar and the context menu).
@@ -89,10 +90,29 @@ class ActionsPane(QWidget):
         layout.addWidget(title)
         self.server_block = ActionsBlock("serverActions")
         self.vm_block = ActionsBlock("vmActions")
+        self.checkpoint_block = ActionsBlock("checkpointActions")
         layout.addWidget(self.server_block)
         layout.addWidget(self.vm_block)
+        layout.addWidget(self.checkpoint_block)
         layout.addStretch(1)
+        self._vm_selected = False
+        self._checkpoint_selected = False
+        self._follow_selection()
 
     def show_vm_block(self, visible: bool) -> None:
         """Show or hide the VM block (hidden when no VM is selected)."""
-        self.vm_block.setVisible(visible)
+        self._vm_selected = visible
+        self._follow_selection()
+
+    def show_checkpoint_block(self, title: str | None) -> None:
+        """Show the block of the selected checkpoint (titled with its name) in place of the VM's;
+        None goes back to the VM block."""
+        self._checkpoint_selected = title is not None
+        if title is not None:
+            self.checkpoint_block.header.setText(title)
+        self._follow_selection()
+
+    def _follow_selection(self) -> None:
+        checkpoint = self._vm_selected and self._checkpoint_selected
+        self.vm_block.setVisible(self._vm_selected and not checkpoint)
+        self.checkpoint_block.setVisible(checkpoint)

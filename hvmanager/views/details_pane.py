@@ -1,4 +1,5 @@
-"""The details pane under the VM list: screen thumbnail and the Summary, Memory and Networking tabs."""
+"""The details pane under the VM list: screen thumbnail and the Summary, Memory and Networking tabs
+of the selected VM, or the summary of the selected checkpoint in their place."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QWidget,
 )
 
+from hvmanager.backend.checkpoint_tree import Checkpoint
 from hvmanager.backend.formatting import format_created, format_memory
 from hvmanager.backend.models import NicConfig, VmConfig, VmState, VmStats
 
@@ -69,7 +72,22 @@ class DetailsPane(QGroupBox):
         layout.addWidget(self.thumbnail, 0, Qt.AlignmentFlag.AlignTop)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("detailsTabs")
-        layout.addWidget(self.tabs, 1)
+        self.checkpoint_summary = _Form(
+            [
+                ("checkpointName", "Name"),
+                ("checkpointCreated", "Created"),
+                ("checkpointType", "Type"),
+                ("checkpointMemory", "Memory"),
+                ("checkpointState", "State when taken"),
+                ("checkpointParent", "Parent checkpoint"),
+            ]
+        )
+        self.checkpoint_summary.setObjectName("checkpointSummary")
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.tabs)
+        self.pages.addWidget(self.checkpoint_summary)
+        layout.addWidget(self.pages, 1)
+        self._vm_title = ""
         self.summary = _Form(
             [
                 ("state", "State"),
@@ -104,7 +122,10 @@ class DetailsPane(QGroupBox):
 
     def clear(self) -> None:
         """Nothing selected."""
+        self.show_vm_page()
+        self._vm_title = ""
         self.setTitle("")
+        self.checkpoint_summary.clear()
         self.summary.clear()
         self.memory.clear()
         self.networking.setRowCount(0)
@@ -115,7 +136,9 @@ class DetailsPane(QGroupBox):
     def show_vm(self, name: str, state: VmState, config: VmConfig | None, accel_text: str) -> None:
         """Show a VM's configuration (``accel_text`` says KVM or TCG, and why)."""
         self.tabs.setEnabled(True)
-        self.setTitle(name)
+        self._vm_title = name
+        if not self.showing_checkpoint():
+            self.setTitle(name)
         self.summary.set("state", state.value)
         if config is None:
             return
@@ -126,6 +149,34 @@ class DetailsPane(QGroupBox):
         self._show_memory_config(config)
         self._nics = config.nics
         self._show_nics({}, state)
+
+    # --- a checkpoint in place of the VM ----------------------------------------------------------
+
+    def show_checkpoint(self, checkpoint: Checkpoint, parent_name: str | None) -> None:
+        """Show a checkpoint's summary (title: its name) in place of the VM's tabs."""
+        form = self.checkpoint_summary
+        form.set("checkpointName", checkpoint.name)
+        form.set("checkpointCreated", format_created(checkpoint.created))
+        form.set("checkpointType", checkpoint.kind)
+        form.set(
+            "checkpointMemory",
+            "Saved with the checkpoint (applying resumes the VM)"
+            if checkpoint.memory
+            else "Not saved: disk only (applying leaves the VM off)",
+        )
+        form.set("checkpointState", checkpoint.vm_state)
+        form.set("checkpointParent", parent_name or "None")
+        self.pages.setCurrentWidget(form)
+        self.setTitle(checkpoint.name)
+
+    def show_vm_page(self) -> None:
+        """Back to the VM's tabs."""
+        self.pages.setCurrentWidget(self.tabs)
+        self.setTitle(self._vm_title)
+
+    def showing_checkpoint(self) -> bool:
+        """Whether a checkpoint's summary is shown."""
+        return self.pages.currentWidget() is self.checkpoint_summary
 
     def _show_memory_config(self, config: VmConfig) -> None:
         memory = config.memory

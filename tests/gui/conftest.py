@@ -35,6 +35,8 @@ def event_loop_qt(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     still running when the interpreter exits aborts the process.
     """
     apply_theme(qapp)
+    # Closing a test's only window must not stop the loop while late events still run tasks.
+    qapp.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
     start_event_thread()
