@@ -43,6 +43,7 @@ from hvmanager.ui.main_window import MainWindow
 from hvmanager.ui.new_vm_wizard import NewVmWizard
 from hvmanager.ui.theme import apply_theme
 from hvmanager.ui.vm_settings_dialog import VmSettingsDialog
+from scripts.screenshot_checkpoints import checkpoint_shots
 from tests.support.guest import build_test_guest
 
 OUT = REPO / "docs" / "screenshots"
@@ -184,7 +185,10 @@ async def settings_shots(window: MainWindow) -> None:
     config = await controller.inactive_config(uuid)
     assert config is not None and controller.host is not None
     others = frozenset(info.name for info in controller.vms.values()) - {"Test Lab"}
-    dialog = VmSettingsDialog(config, controller.vms[uuid].state, controller.host, others, window)
+    checkpoints = await controller.checkpoint_settings(uuid)
+    dialog = VmSettingsDialog(
+        config, controller.vms[uuid].state, controller.host, others, window, checkpoints=checkpoints
+    )
     dialog.resize(900, 620)
     dialog.show()
     items = dialog._items
@@ -283,6 +287,7 @@ def main() -> int:
         with loop:
             loop.run_until_complete(main_window_shots(window))
             loop.run_until_complete(settings_shots(window))
+            loop.run_until_complete(checkpoint_shots(window, save, until))
             ctx = loop.run_until_complete(manager.servers[URI].host_context())
             loop.run_until_complete(wizard_shots(ctx, settings, guest))
             loop.run_until_complete(dialog_shots(window))

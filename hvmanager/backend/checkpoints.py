@@ -14,6 +14,7 @@ a crash interrupted.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid as uuidlib
 from dataclasses import dataclass, replace
@@ -72,6 +73,7 @@ from hvmanager.backend.inventory import agent_connected
 from hvmanager.backend.limits import checkpoint_name_problem, human_size
 from hvmanager.backend.models import VmConfig
 from hvmanager.backend.paths import nearest_existing
+from hvmanager.backend.screenshot import take_screenshot
 
 __all__ = [
     "CheckpointPolicy",
@@ -79,6 +81,7 @@ __all__ = [
     "TakeResult",
     "apply",
     "checkpoint_config",
+    "checkpoint_screen",
     "default_name",
     "delete",
     "delete_all",
@@ -93,6 +96,9 @@ __all__ = [
 
 CONFIG_FILE = "config.xml"
 MEMORY_FILE = "memory.save"
+SCREEN_STEM = "screen"  # + ".png" or ".ppm", as libvirt's QEMU driver returns it
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,9 +115,11 @@ def default_name(vm_name: str, when: datetime) -> str:
 
 
 def needs_recovery(dom: Any) -> bool:
-    """Whether a crash interrupted a checkpoint operation of the VM (its journal is there)."""
+    """Whether a crash interrupted a checkpoint operation of the VM: its journal is there and no
+    operation holds the VM's lock (a running operation has its journal too)."""
     try:
-        return journal.journal_path(read_state(dom).folder).exists()
+        pending = journal.journal_path(read_state(dom).folder).exists()
+        return pending and not journal.is_locked(dom.UUIDString())
     except HvError:
         return False  # a VM without disks or folder has no checkpoints
 
@@ -218,10 +226,34 @@ def _take(conn: Any, dom: Any, name: str | None) -> TakeResult:
         if staged:
             fallback = _place_memory(dom, after, checkpoint, str(staged), memory_file) or fallback
         journal.remove(state.folder)
+        if dom.isActive():
+            _keep_screen(conn, dom, folder)
     except BaseException:
         _undo_take(conn, dom, state, entry, overlays, folder)
         raise
     return TakeResult(checkpoint, fallback)
+
+
+def _keep_screen(conn: Any, dom: Any, folder: Path) -> None:
+    """Keep a picture of the VM's screen with the checkpoint (shown when it is selected, as in
+    Hyper-V); best effort: a VM without a display simply has none."""
+    try:
+        mime, data = take_screenshot(conn, dom)
+        extension = "png" if mime == "image/png" else "ppm"
+        (folder / f"{SCREEN_STEM}.{extension}").write_bytes(data)
+    except (HvError, OSError, libvirt.libvirtError) as exc:
+        log.info("no screen picture for the checkpoint of %s: %s", dom.name(), exc)
+
+
+def checkpoint_screen(dom: Any, checkpoint_id: str) -> bytes | None:
+    """The picture of the VM's screen taken with a checkpoint (None when there is none)."""
+    state = read_state(dom)
+    for path in sorted(checkpoint_folder(state, checkpoint_id).glob(f"{SCREEN_STEM}.*")):
+        try:
+            return path.read_bytes()
+        except OSError:
+            continue
+    return None
 
 
 def _check_memory_room(dom: Any, folder: Path) -> None:

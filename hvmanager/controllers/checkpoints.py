@@ -116,7 +116,8 @@ class CheckpointController(QObject):
         if self._server.local and checkpoints.needs_recovery(dom):
             # An operation a crash interrupted: complete or roll it back before showing the tree.
             outcome = checkpoints.recover_vm(self._server.conn, dom)
-            log.warning("%s: %s", dom.name(), outcome)
+            if outcome:
+                log.warning("%s: %s", dom.name(), outcome)
         return checkpoints.load_tree(dom)
 
     async def config(self, uuid: str, checkpoint_id: str) -> VmConfig | None:
@@ -124,6 +125,14 @@ class CheckpointController(QObject):
         return await self._read(
             uuid, "Checkpoint Settings", lambda dom: checkpoints.checkpoint_config(dom, checkpoint_id)
         )
+
+    async def screen(self, uuid: str, checkpoint_id: str) -> bytes | None:
+        """The picture of the screen kept with a checkpoint (None when there is none)."""
+        try:
+            dom = await self._reader.run(self._server.lookup, uuid)
+            return await self._reader.run(checkpoints.checkpoint_screen, dom, checkpoint_id)
+        except HvError:
+            return None
 
     async def chains(self, uuid: str, checkpoint_id: str | None) -> list[DiskChain] | None:
         """The disk chains of a checkpoint (or of the running state for None)."""

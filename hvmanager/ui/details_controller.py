@@ -60,10 +60,17 @@ class DetailsPresenter(QObject):
         if checkpoint is not None:
             self.pane.show_checkpoint(checkpoint, parent_name)
             self.pane.set_thumbnail(None, None)
+            if self._controller is not None and self.uuid is not None:
+                spawn(self._checkpoint_screen(self._controller, self.uuid, checkpoint.id))
             return
         if self.pane.showing_checkpoint():
             self.pane.show_vm_page()
             self._refresh_thumbnail_now()
+
+    async def _checkpoint_screen(self, controller: ServerController, uuid: str, checkpoint_id: str) -> None:
+        data = await controller.checkpoints.screen(uuid, checkpoint_id)
+        if uuid == self.uuid and self.pane.showing_checkpoint_id() == checkpoint_id:
+            self.pane.set_checkpoint_screen(QImage.fromData(data) if data else None)
 
     def _refresh_thumbnail_now(self) -> None:
         controller, uuid = self._controller, self.uuid

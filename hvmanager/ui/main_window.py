@@ -104,7 +104,7 @@ class MainWindow(QMainWindow):
         middle.addWidget(vm_box)
         middle.addWidget(self.checkpoints)
         middle.addWidget(self.details_pane)
-        middle.setSizes([330, 140, 260])
+        middle.setSizes([280, 190, 260])  # the tree shows about six levels of checkpoints
         outer = QSplitter(Qt.Orientation.Horizontal)
         outer.setObjectName("mainSplitter")
         outer.addWidget(self.server_tree)

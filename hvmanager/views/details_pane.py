@@ -88,6 +88,7 @@ class DetailsPane(QGroupBox):
         self.pages.addWidget(self.checkpoint_summary)
         layout.addWidget(self.pages, 1)
         self._vm_title = ""
+        self._checkpoint_id: str | None = None
         self.summary = _Form(
             [
                 ("state", "State"),
@@ -168,6 +169,19 @@ class DetailsPane(QGroupBox):
         form.set("checkpointParent", parent_name or "None")
         self.pages.setCurrentWidget(form)
         self.setTitle(checkpoint.name)
+        self._checkpoint_id = checkpoint.id
+
+    def showing_checkpoint_id(self) -> str | None:
+        """The id of the checkpoint shown (None while the VM is shown)."""
+        return self._checkpoint_id if self.showing_checkpoint() else None
+
+    def set_checkpoint_screen(self, image: QImage | None) -> None:
+        """The screen kept with the shown checkpoint, or a note that there is none."""
+        if image is not None and not image.isNull():
+            self.set_thumbnail(image, None)
+        else:
+            self.thumbnail.setPixmap(QPixmap())
+            self.thumbnail.setText("No picture")
 
     def show_vm_page(self) -> None:
         """Back to the VM's tabs."""

@@ -121,6 +121,8 @@ def test_apply_restores_disk_and_memory_of_running_guest(writer_vm: Any, tmp_pat
     log = folders.serial_log
     taken = checkpoints.take(server.conn, dom, "marker A").checkpoint
     assert taken.memory and taken.vm_state == "Running"
+    screen = checkpoints.checkpoint_screen(dom, taken.id)
+    assert screen is not None and screen.startswith((b"\x89PNG", b"P6")), "its screen is kept with it"
     _set_mark(mark, "B")
     _wait_marked_ticks(log, "B", 3)
     offset = len(serial_text(log))
