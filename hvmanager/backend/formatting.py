@@ -34,3 +34,18 @@ def format_uptime(seconds: float | None) -> str:
 def format_created(moment: datetime | None) -> str:
     """A creation time in the local time zone; blank when unknown."""
     return "" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_bytes(count: int) -> str:
+    """A size in bytes as Hyper-V Manager writes it: ``512 B``, ``196 KB``, ``1.5 MB``, ``40 GB``
+    (powers of 1024, one decimal below 100 units, none when it is a whole number)."""
+    value = float(count)
+    unit = "B"
+    for bigger in ("KB", "MB", "GB", "TB", "PB"):
+        if abs(value) < 1024:
+            break
+        value /= 1024
+        unit = bigger
+    if unit == "B" or abs(value) >= 100 or value == int(value):
+        return f"{value:.0f} {unit}"
+    return f"{value:.1f} {unit}"

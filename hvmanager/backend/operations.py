@@ -17,6 +17,7 @@ import libvirt
 
 from hvmanager.backend import checkpoints, limits, paths
 from hvmanager.backend.accel import AccelDecision
+from hvmanager.backend.checkpoint_journal import is_locked
 from hvmanager.backend.checkpoint_state import load_tree
 from hvmanager.backend.connection import libvirt_errors
 from hvmanager.backend.domxml import edit_domain_type, parse_domain_xml
@@ -52,6 +53,11 @@ def apply_acceleration(conn: Any, dom: Any, decision: AccelDecision) -> bool:
 def start(conn: Any, dom: Any, decision: AccelDecision | None = None) -> None:
     """Start a VM that is off, or resume one from its saved state."""
     state = _require_state(dom, VmAction.START)
+    if state is not VmState.PAUSED and is_locked(dom.UUIDString()):
+        raise InvalidStateError(
+            f"'{dom.name()}' can't start while its checkpoints are being merged or changed.",
+            "Wait until its Status column no longer shows Merging, then start it.",
+        )
     if decision is not None and state is VmState.OFF:
         apply_acceleration(conn, dom, decision)
     with libvirt_errors(f"Starting '{dom.name()}'"):

@@ -21,7 +21,7 @@ from hvmanager.backend import checkpoint_chain, checkpoints
 from hvmanager.backend.checkpoint_journal import ChainBusyError, is_locked
 from hvmanager.backend.checkpoint_tree import Checkpoint, CheckpointTree
 from hvmanager.backend.errors import HvError, ValidationError
-from hvmanager.backend.formatting import format_created
+from hvmanager.backend.formatting import format_bytes, format_created
 from hvmanager.cli import output
 from hvmanager.cli.context import Context, find_vm
 from hvmanager.cli.state_commands import state_record
@@ -192,14 +192,14 @@ def chain_text(chains: Sequence[checkpoint_chain.DiskChain]) -> str:
         count = len(chain.links)
         heading = (
             f"Disk {chain.target}: {count} file{'s' if count != 1 else ''}, "
-            f"{output.format_bytes(chain.total_size)} on the host"
+            f"{format_bytes(chain.total_size)} on the host"
         )
         rows = [
             [
                 link.file,
                 link.format,
-                output.format_bytes(link.file_size),
-                output.format_bytes(link.virtual_size),
+                format_bytes(link.file_size),
+                format_bytes(link.virtual_size),
                 link.owner,
             ]
             for link in chain.links
@@ -319,7 +319,7 @@ def _check_space(ctx: Context, estimate: checkpoints.MergeEstimate, force: bool)
     """Say what the merge may need, and refuse when it is more than is free (unless forced)."""
     if not estimate.folder:
         return
-    needed, free = output.format_bytes(estimate.needed_bytes), output.format_bytes(estimate.free_bytes)
+    needed, free = format_bytes(estimate.needed_bytes), format_bytes(estimate.free_bytes)
     ctx.say(f"Merging may need up to {needed} in {estimate.folder} ({free} free).")
     if estimate.enough:
         return

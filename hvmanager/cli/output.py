@@ -36,21 +36,6 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     return "\n".join([line(headers), line(underline), *(line(r) for r in cells)])
 
 
-def format_bytes(count: int) -> str:
-    """A size in bytes as Hyper-V Manager writes it: ``512 B``, ``196 KB``, ``1.5 MB``, ``40 GB``
-    (powers of 1024, one decimal below 100 units, none when it is a whole number)."""
-    value = float(count)
-    unit = "B"
-    for bigger in ("KB", "MB", "GB", "TB", "PB"):
-        if abs(value) < 1024:
-            break
-        value /= 1024
-        unit = bigger
-    if unit == "B" or abs(value) >= 100 or value == int(value):
-        return f"{value:.0f} {unit}"
-    return f"{value:.1f} {unit}"
-
-
 def format_list(pairs: Sequence[tuple[str, object]]) -> str:
     """``Name : value`` lines with aligned colons, as ``Format-List`` does."""
     width = max((len(k) for k, _v in pairs), default=0)

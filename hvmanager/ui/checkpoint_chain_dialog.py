@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 
 from hvmanager.backend.checkpoint_chain import ChainLink, DiskChain
 from hvmanager.backend.checkpoint_merge import MergeEstimate
-from hvmanager.backend.limits import format_for_qemu, human_size
+from hvmanager.backend.formatting import format_bytes
+from hvmanager.backend.limits import format_for_qemu
 
 COLUMNS = ("File", "Owner", "Format", "Size on disk", "Virtual size")
 FILE, OWNER, FORMAT, FILE_SIZE, VIRTUAL_SIZE = range(len(COLUMNS))
@@ -46,8 +47,8 @@ _WARNING_STYLE = "color: #b3261e;"
 def estimate_text(checkpoint: str, estimate: MergeEstimate) -> str:
     """ "Deleting <checkpoint> may need up to X; Y free on <folder>", with a warning when short."""
     text = (
-        f"Deleting '{checkpoint}' may need up to {human_size(estimate.needed_bytes)}; "
-        f"{human_size(estimate.free_bytes)} free on {estimate.folder}."
+        f"Deleting '{checkpoint}' may need up to {format_bytes(estimate.needed_bytes)}; "
+        f"{format_bytes(estimate.free_bytes)} free on {estimate.folder}."
     )
     if not estimate.enough:
         text += " That is not enough: free some space before deleting it."
@@ -146,6 +147,6 @@ def _link_item(parent: QTreeWidgetItem, link: ChainLink) -> QTreeWidgetItem:
 
 
 def _set_size(item: QTreeWidgetItem, column: int, size_bytes: int) -> None:
-    item.setText(column, human_size(size_bytes))
+    item.setText(column, format_bytes(size_bytes))
     item.setData(column, BYTES_ROLE, size_bytes)
     item.setTextAlignment(column, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -23,8 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from hvmanager.backend.checkpoints import MergeEstimate
-from hvmanager.backend.formatting import format_memory
-from hvmanager.backend.limits import human_size
+from hvmanager.backend.formatting import format_bytes, format_memory
 from hvmanager.backend.models import VmConfig
 from hvmanager.ui import dialogs
 
@@ -133,8 +132,8 @@ def space_text(estimate: MergeEstimate) -> str:
     if not estimate.folder or not estimate.needed_bytes:
         return "No merge is needed: the checkpoint's files are deleted or kept for other branches."
     return (
-        f"Merging may need up to {human_size(estimate.needed_bytes)} of free space in "
-        f"{estimate.folder}; {human_size(estimate.free_bytes)} is free."
+        f"Merging may need up to {format_bytes(estimate.needed_bytes)} of free space in "
+        f"{estimate.folder}; {format_bytes(estimate.free_bytes)} is free."
     )
 
 

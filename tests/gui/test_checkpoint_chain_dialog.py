@@ -20,7 +20,8 @@ from hvmanager.backend import checkpoints, creation
 from hvmanager.backend.checkpoint_chain import BASE_OWNER, PENDING_OWNER, DiskChain, disk_chains
 from hvmanager.backend.checkpoint_merge import MergeEstimate
 from hvmanager.backend.connection import Server
-from hvmanager.backend.limits import MIB, human_size
+from hvmanager.backend.formatting import format_bytes
+from hvmanager.backend.limits import MIB
 from hvmanager.backend.models import MemoryConfig, NewDisk, VmSpec
 from hvmanager.ui.checkpoint_chain_dialog import (
     BYTES_ROLE,
@@ -126,12 +127,12 @@ def assert_matches_qemu_img(disk: QTreeWidgetItem, chain: list[dict[str, Any]], 
         assert row.text(FILE) == Path(entry["filename"]).name
         assert row.text(FORMAT) == QEMU_FORMAT_LABELS[entry["format"]]
         assert row.data(FILE_SIZE, BYTES_ROLE) == entry["actual-size"]
-        assert row.text(FILE_SIZE) == human_size(entry["actual-size"])
-        assert row.text(VIRTUAL_SIZE) == human_size(entry["virtual-size"]) == "1 GB"
+        assert row.text(FILE_SIZE) == format_bytes(entry["actual-size"])
+        assert row.text(VIRTUAL_SIZE) == format_bytes(entry["virtual-size"]) == "1 GB"
         assert row.text(OWNER) == owner
     total = sum(entry["actual-size"] for entry in chain)
     assert disk.data(FILE_SIZE, BYTES_ROLE) == total
-    assert disk.text(FILE_SIZE) == human_size(total)
+    assert disk.text(FILE_SIZE) == format_bytes(total)
 
 
 # --- tests --------------------------------------------------------------------------------------
@@ -172,8 +173,8 @@ def test_the_chain_shows_now_and_each_checkpoint_with_its_file(qtbot: QtBot, off
     label = estimate_label(dialog)
     assert label.isVisible()
     assert label.text() == (
-        f"Deleting 'Before the update' may need up to {human_size(reader_size)}; "
-        f"{human_size(estimate.free_bytes)} free on {Path(chain[2]['filename']).parent}."
+        f"Deleting 'Before the update' may need up to {format_bytes(reader_size)}; "
+        f"{format_bytes(estimate.free_bytes)} free on {Path(chain[2]['filename']).parent}."
     )
     assert second.name == "After the update"
 

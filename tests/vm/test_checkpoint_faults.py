@@ -20,7 +20,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from hvmanager.backend import checkpoint_journal, checkpoints, creation, memory_staging
+from hvmanager.backend import checkpoint_journal, checkpoints, creation, memory_staging, operations
 from hvmanager.backend.checkpoint_tree import tree_from_domain_xml
 from hvmanager.backend.checkpoint_xml import CheckpointPolicy
 from hvmanager.backend.connection import Server
@@ -191,6 +191,8 @@ def test_delete_while_chain_merges_is_queued_or_refused(server: Server, vm_locat
     assert checkpoint_journal.is_locked(dom.UUIDString())
     with pytest.raises(checkpoint_journal.ChainBusyError, match="already running"):
         checkpoints.delete(server.conn, dom, second.id, wait=False)
+    with pytest.raises(InvalidStateError, match="can't start while its checkpoints are being merged"):
+        operations.start(server.conn, dom)
     checkpoints.delete(server.conn, dom, second.id)  # queued behind the merge, then done
     worker.join()
     assert not errors
