@@ -130,13 +130,19 @@ def strip_backing_stores(xml: str) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-def set_tree(xml: str, tree: CheckpointTree) -> str:
-    """The domain XML with the checkpoint tree in its metadata."""
-    root = _root(xml)
+def _metadata(root: ET.Element) -> ET.Element:
+    """The domain's ``<metadata>`` element (made when missing)."""
     metadata = root.find("metadata")
     if metadata is None:
         metadata = ET.Element("metadata")
         root.insert(2, metadata)
+    return metadata
+
+
+def set_tree(xml: str, tree: CheckpointTree) -> str:
+    """The domain XML with the checkpoint tree in its metadata."""
+    root = _root(xml)
+    metadata = _metadata(root)
     for old in metadata.findall(_TREE_TAG):
         metadata.remove(old)
     metadata.append(SafeET.fromstring(tree_to_xml(tree)))
@@ -173,10 +179,7 @@ def parse_policy(xml: str) -> CheckpointPolicy:
 def edit_policy(xml: str, policy: CheckpointPolicy) -> str:
     """The domain XML with another checkpoint policy."""
     root = _root(xml)
-    metadata = root.find("metadata")
-    if metadata is None:
-        metadata = ET.Element("metadata")
-        root.insert(2, metadata)
+    metadata = _metadata(root)
     vm = metadata.find(_VM_TAG)
     if vm is None:
         vm = ET.SubElement(metadata, _VM_TAG)

@@ -511,13 +511,19 @@ def delete(
         ids = [checkpoint.id]
         if subtree:
             ids += [c.id for c in state.tree.descendants(checkpoint.id) if not c.hidden]
-        after = hide(state.tree, ids)
-        folders = [str(checkpoint_folder(state, i)) for i in ids]
-        journal.write(state.folder, journal.Journal("delete", tree_to_xml(after), garbage=folders))
-        write_tree(dom, after)
-        remove_checkpoint_folders(state, ids)
-        journal.remove(state.folder)
+        _hide(dom, state, ids)
         settle(conn, dom, progress)
+
+
+def _hide(dom: Any, state: DomainState, ids: list[str]) -> None:
+    """Take checkpoints out of the tree (their images wait for ``settle``) and drop their
+    configuration and memory, which can no longer be applied."""
+    after = hide(state.tree, ids)
+    folders = [str(checkpoint_folder(state, i)) for i in ids]
+    journal.write(state.folder, journal.Journal("delete", tree_to_xml(after), garbage=folders))
+    write_tree(dom, after)
+    remove_checkpoint_folders(state, ids)
+    journal.remove(state.folder)
 
 
 def delete_all(conn: Any, dom: Any, progress: MergeProgress | None = None) -> None:
@@ -528,12 +534,7 @@ def delete_all(conn: Any, dom: Any, progress: MergeProgress | None = None) -> No
         state = read_state(dom)
         ids = [c.id for c in state.tree.visible()]
         if ids:
-            after = hide(state.tree, ids)
-            folders = [str(checkpoint_folder(state, i)) for i in ids]
-            journal.write(state.folder, journal.Journal("delete", tree_to_xml(after), garbage=folders))
-            write_tree(dom, after)
-            remove_checkpoint_folders(state, ids)
-            journal.remove(state.folder)
+            _hide(dom, state, ids)
         settle(conn, dom, progress)
 
 
