@@ -14,6 +14,7 @@ a crash interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import uuid as uuidlib
@@ -71,6 +72,7 @@ from hvmanager.backend.domxml import parse_domain_xml
 from hvmanager.backend.errors import HvError, InvalidStateError, ValidationError
 from hvmanager.backend.inventory import agent_connected
 from hvmanager.backend.limits import checkpoint_name_problem, human_size
+from hvmanager.backend.live_downtime import short_downtime
 from hvmanager.backend.models import VmConfig
 from hvmanager.backend.paths import nearest_existing
 from hvmanager.backend.screenshot import take_screenshot
@@ -343,7 +345,9 @@ def _switch_live(
     xml = overlay_snapshot_xml(
         overlays, all_disk_targets(dom.XMLDesc(0)), str(memory_file) if memory_file else None
     )
-    with libvirt_errors(f"Taking a checkpoint of '{dom.name()}'"):
+    live_memory = bool(flags & libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_LIVE)
+    downtime = short_downtime(dom) if live_memory else contextlib.nullcontext()
+    with libvirt_errors(f"Taking a checkpoint of '{dom.name()}'"), downtime:
         dom.snapshotCreateXML(xml, flags)
 
 
