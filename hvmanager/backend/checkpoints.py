@@ -70,7 +70,7 @@ from hvmanager.backend.checkpoint_xml import (
 from hvmanager.backend.connection import libvirt_errors
 from hvmanager.backend.domxml import parse_domain_xml
 from hvmanager.backend.errors import HvError, InvalidStateError, ValidationError
-from hvmanager.backend.inventory import agent_connected
+from hvmanager.backend.guest_agent import AGENT_TIMEOUT_S, agent_answers, bounded_agent
 from hvmanager.backend.limits import checkpoint_name_problem, human_size
 from hvmanager.backend.live_downtime import short_downtime
 from hvmanager.backend.models import VmConfig
@@ -175,9 +175,12 @@ def _production_choice(dom: Any, policy: CheckpointPolicy, state: str) -> tuple[
         return False, ""
     if state != "Running":
         return True, ""  # nothing runs in the guest to freeze: the disks are consistent already
-    if agent_connected(dom):
+    if agent_answers(dom):
         return True, ""
-    reason = "the guest agent did not answer, so the guest's file systems could not be frozen"
+    reason = (
+        f"the guest agent did not answer within {AGENT_TIMEOUT_S} s, so the guest's file systems "
+        "could not be frozen"
+    )
     if policy.type is CheckpointType.PRODUCTION_ONLY:
         raise InvalidStateError(
             f"A production checkpoint could not be taken: {reason}.",
@@ -224,7 +227,9 @@ def _take(conn: Any, dom: Any, name: str | None) -> TakeResult:
         entry = journal.Journal("take", tree_to_xml(after), created, commit_marker=overlays, moves=moves)
         journal.write(state.folder, entry)
         target = (staged or memory_file) if memory else None
-        _switch(conn, dom, state, after, overlays, target, production)
+        freezing = production and state.state == "Running"
+        with bounded_agent(dom) if freezing else contextlib.nullcontext():
+            _switch(conn, dom, state, after, overlays, target, production)
         if staged:
             fallback = _place_memory(dom, after, checkpoint, str(staged), memory_file) or fallback
         journal.remove(state.folder)

@@ -1,19 +1,30 @@
 """Build, cache and boot a tiny Linux test guest for the hvmanager tests.
 
 The guest is a Debian cloud kernel (``linux-image-cloud-amd64``) plus an
-initramfs holding a static busybox, a handful of kernel modules and the
-``/init`` script ``guest_init.sh`` that sits next to this module. It boots in a
-few seconds under QEMU's software emulation (TCG) with 256 MiB, prints
+initramfs holding a static busybox, a handful of kernel modules, the QEMU
+guest agent ``qemu-ga`` with the shared libraries it needs, and the ``/init``
+script ``guest_init.sh`` that sits next to this module. It boots in a few
+seconds under QEMU's software emulation (TCG) with 256 MiB, prints
 ``HVTEST: ...`` marker lines on its serial port and powers off when it gets an
 ACPI power button event, so tests can drive it through libvirt or a bare QEMU.
 
 Building needs only the Debian mirror (``apt-get download`` of the kernel
-package; nothing is installed on the host), ``dpkg``, ``cpio`` and the
-installed ``busybox-static`` package. The result is cached in
-``<cache>/guest/<kernel-version>-<key>/`` where ``<key>`` hashes the init
-script, the module list and the rest of the initramfs recipe, so editing
-``guest_init.sh`` leads to a rebuild. The downloaded ``.deb`` is kept in
-``<cache>/debs/`` so such a rebuild needs no network. The cache directory is
+package and of ``qemu-guest-agent``; nothing is installed on the host),
+``dpkg``, ``cpio`` and the installed ``busybox-static`` package. ``qemu-ga``
+is dynamically linked: the libraries named by its ``DT_NEEDED`` entries (and
+theirs, recursively) and its dynamic loader are copied from the host, found
+where the host's loader looks for them, and stored at the same paths in the
+initramfs. That is sound because the guest runs the binary of the host's own
+Debian release (the mirror's candidate ``qemu-guest-agent``, from the suite
+the host's QEMU comes from); a library the host lacks fails the build with
+:class:`GuestBuildError`, as does a package apt cannot download.
+
+The result is cached in ``<cache>/guest/<kernel-version>-<key>/`` where
+``<key>`` hashes the init script, the module list and the rest of the
+initramfs recipe, so editing ``guest_init.sh`` leads to a rebuild. The
+downloaded ``.deb`` files are kept in ``<cache>/debs/`` so such a rebuild
+needs no network. ``guest.json`` in the guest's folder records the package
+versions and the host libraries that went in. The cache directory is
 ``$HVMANAGER_TEST_CACHE`` or ``/var/cache/hvmanager-tests``; everything in it
 is world-readable because libvirt runs QEMU as ``libvirt-qemu``, which cannot
 read below ``/root``: do not point the cache there for libvirt tests.
@@ -37,6 +48,9 @@ Markers printed by the guest (one line each, on ttyS0 == /dev/console)::
     HVTEST: mem <kB>                    MemTotal from /proc/meminfo
     HVTEST: disks <sda vda sr0 ...>     /sys/block entries (no loop/ram/zram)
     HVTEST: ip <addr/prefix>            hvtest.ip applied ("ip failed ..." if not)
+    HVTEST: mounted /dev/<d> on /mnt/<d> hvtest.mountdisk done ("mount failed <d> <why>")
+    HVTEST: agent started               hvtest.agent: qemu-ga holds the agent port open
+    HVTEST: agent failed <reason>       ... or why it does not
     HVTEST: unknown option <key>        an hvtest.<key> the init script lacks
     HVTEST: ready                       acpid runs; the power button now works
     HVTEST: tick <n> uptime <seconds>   every hvtest.tick seconds, n from 1
@@ -44,6 +58,9 @@ Markers printed by the guest (one line each, on ttyS0 == /dev/console)::
                                         the record "HVTICK <n> <mark>" written at
                                         sector <n> of that disk; see guest_init.sh)
     HVTEST: acpi power button           power button pressed, powering off
+    HVTEST: fsfreeze freeze             qemu-ga was asked to freeze the file systems
+                                        (printed by its fsfreeze hook just before)
+    HVTEST: fsfreeze thaw               ... and has thawed them (just after)
 
 Kernel command line options read by ``/init`` (append them to
 ``TestGuest.cmdline``, e.g. with :meth:`TestGuest.with_cmdline`):
@@ -52,6 +69,35 @@ Kernel command line options read by ``/init`` (append them to
     Give ``eth0`` (virtio-net) that address and bring it up.
 ``hvtest.tick=<seconds>``
     Interval between the tick lines (default 1; fractions allowed).
+``hvtest.writer=<dev>`` and ``hvtest.markdev=<dev>``
+    Every tick also writes the record ``HVTICK <n> <mark>`` at sector ``n`` of
+    ``/dev/<writer>``, ``<mark>`` being the first line of ``/dev/<markdev>``
+    (default ``sr0``); see ``guest_init.sh``.
+``hvtest.mountdisk=<dev>``
+    Make an ext2 file system on the first 64 MiB of ``/dev/<dev>`` (busybox
+    ``mke2fs``; the kernel's built-in ext4 driver mounts it) and mount it on
+    ``/mnt/<dev>``. Then the periodic writeback of dirty pages is turned off
+    (``vm.dirty_writeback_centisecs=0``): a file written there stays in the
+    guest's page cache, and off the virtual disk, until something syncs or
+    freezes that file system.
+``hvtest.agent``
+    Start ``qemu-ga`` on the virtio-serial port ``org.qemu.guest_agent.0``
+    (libvirt's guest agent channel). The guest has no udev, so ``/init`` makes
+    the ``/dev/virtio-ports/org.qemu.guest_agent.0`` link udev would. qemu-ga
+    runs with an fsfreeze hook (``/etc/hvtest/fsfreeze-hook``) that prints the
+    ``HVTEST: fsfreeze`` lines and does nothing else (in particular it never
+    syncs).
+
+Why a mounted disk: qemu-ga's ``guest-fsfreeze-freeze`` freezes every mounted
+file system backed by a block device (it skips the initramfs, tmpfs, proc and
+the like, and a tmpfs cannot be frozen anyway), so without ``hvtest.mountdisk``
+it freezes nothing and answers 0. With it, a freeze flushes that file system
+(``FIFREEZE`` syncs it before blocking writes) while nothing else would: the
+strongest observer of a freeze from outside the guest is therefore the disk
+image itself, which holds a file written just before only if the guest froze
+(or synced) the file system. The hook's lines show that the agent got the
+freeze and thaw requests; qemu-ga's own log (``-v``) could not show the thaw,
+as the agent stops logging while the file systems are frozen.
 
 Every ``hvtest.<key>=<value>`` word calls the shell function
 ``hvtest_opt_<key>`` in ``guest_init.sh`` (``.`` and ``-`` in the key become
@@ -94,14 +140,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 __all__ = [
+    "AGENT_BINARY",
+    "AGENT_PACKAGE",
     "BUSYBOX_PACKAGE",
     "BUSYBOX_PATH",
     "CACHE_ENV",
     "DEFAULT_CACHE_DIR",
     "DEFAULT_CMDLINE",
+    "FSFREEZE_HOOK_SCRIPT",
     "GUEST_MODULES",
+    "HOST_LIBRARY_DIRS",
     "INIT_SCRIPT",
     "KERNEL_META_PACKAGE",
+    "ElfDependencies",
     "GuestBuildError",
     "QemuProcess",
     "QmpError",
@@ -109,10 +160,13 @@ __all__ = [
     "boot_with_qemu",
     "build_test_guest",
     "default_cache_dir",
+    "elf_dependencies",
     "guest_cache_key",
     "qmp_command",
     "resolve_kernel_package",
     "resolve_module_order",
+    "resolve_package_version",
+    "shared_library_closure",
     "stop_qemu",
     "wait_for_serial",
 ]
@@ -131,6 +185,24 @@ BUSYBOX_PACKAGE = "busybox-static"
 
 BUSYBOX_PATH = Path("/bin/busybox")
 """Where ``busybox-static`` installs its (static) binary."""
+
+AGENT_PACKAGE = "qemu-guest-agent"
+"""Debian package whose ``qemu-ga`` goes into the initramfs (downloaded, not installed)."""
+
+AGENT_BINARY = "usr/sbin/qemu-ga"
+"""Path of the agent in that package, and in the initramfs."""
+
+HOST_LIBRARY_DIRS: tuple[str, ...] = (
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib",
+    "/usr/lib",
+)
+"""The system search path of Debian's x86-64 dynamic loader, in its order (``ld.so --help``).
+
+The initramfs has no ``ld.so.cache``, so the guest's loader searches exactly
+these folders: a library copied to the folder it was found in on the host is
+found again in the guest."""
 
 INIT_SCRIPT = Path(__file__).with_name("guest_init.sh")
 """The guest's ``/init``, shipped next to this module."""
@@ -163,7 +235,20 @@ poweroff -f
 """
 """Contents of ``/etc/acpi/PWRF/00000080`` in the guest."""
 
-_RECIPE_VERSION = "2"
+FSFREEZE_HOOK_PATH = "etc/hvtest/fsfreeze-hook"
+"""Where the fsfreeze hook lives in the initramfs (``qemu-ga -F/<path>``)."""
+
+FSFREEZE_HOOK_SCRIPT = """\
+#!/bin/busybox sh
+# qemu-ga's fsfreeze hook: run with "freeze" just before the agent freezes the
+# guest's file systems, and with "thaw" just after it thawed them. qemu-ga
+# points our stdout at /dev/null, so write to the console. Never sync here: the
+# tests tell from the disk image that the freeze itself flushed the file system.
+echo "HVTEST: fsfreeze $1" >/dev/console
+"""
+"""Contents of the fsfreeze hook in the guest."""
+
+_RECIPE_VERSION = "3"
 """Bump when the initramfs layout changes in a way the cache key misses."""
 
 _MANIFEST = "guest.json"
@@ -217,7 +302,10 @@ def guest_cache_key(init_script: bytes | None = None, modules: Sequence[str] = G
     """Return the short hash naming a guest build (the part after the version).
 
     It covers the init script (default: the contents of :data:`INIT_SCRIPT`),
-    the requested module list, the power button script and the recipe version.
+    the requested module list, the power button and fsfreeze hook scripts and
+    the recipe version (bumped when the layout changes otherwise, e.g. when
+    ``qemu-ga`` went in). Package versions are not part of it: a cached guest
+    keeps the kernel and agent it was built with (see ``guest.json``).
     """
     if init_script is None:
         init_script = INIT_SCRIPT.read_bytes()
@@ -227,6 +315,7 @@ def guest_cache_key(init_script: bytes | None = None, modules: Sequence[str] = G
         init_script,
         "\n".join(modules).encode(),
         POWER_BUTTON_SCRIPT.encode(),
+        FSFREEZE_HOOK_SCRIPT.encode(),
     ):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
@@ -244,8 +333,8 @@ def build_test_guest(cache_dir: Path | None = None, *, refresh: bool = False) ->
     directory inside the cache and renames it into place; whoever loses the
     race uses the winner's directory.
 
-    Raises :class:`GuestBuildError` when a host tool or package is missing or
-    apt cannot provide the kernel.
+    Raises :class:`GuestBuildError` when a host tool, package or library is
+    missing, or apt cannot provide the kernel or the guest agent.
     """
     cache = (cache_dir if cache_dir is not None else default_cache_dir()).absolute()
     key = guest_cache_key()
@@ -264,11 +353,12 @@ def build_test_guest(cache_dir: Path | None = None, *, refresh: bool = False) ->
 
     _make_dirs(guests)
     _remove_stale_temporaries(cache)
-    deb = _download_package(package, package_version, cache / "debs")
+    kernel = _Deb(package, package_version, _download_package(package, package_version, cache / "debs"))
+    agent = _download_agent(cache / "debs")
     build_dir = Path(tempfile.mkdtemp(prefix=".build-", dir=guests))
     try:
         with tempfile.TemporaryDirectory(prefix=".extract-", dir=cache) as scratch:
-            _build_guest(deb, Path(scratch), build_dir, package, package_version)
+            _build_guest(kernel, agent, Path(scratch), build_dir)
         _make_world_readable(build_dir)
         try:
             build_dir.rename(target)
@@ -304,6 +394,141 @@ def resolve_kernel_package(meta_package: str = KERNEL_META_PACKAGE) -> tuple[str
         f"cannot find the kernel package {meta_package} depends on "
         f"(Depends: {depends!r}); run 'apt-get update' first?"
     )
+
+
+def resolve_package_version(package: str) -> str:
+    """Return the candidate version of a Debian package (``apt-cache show``).
+
+    Raises :class:`GuestBuildError` when apt does not know the package.
+    """
+    result = _run(["apt-cache", "show", "--no-all-versions", package])
+    version = _control_field(result.stdout, "Version")
+    if not version:
+        raise GuestBuildError(f"apt-cache show {package} gave no version; run 'apt-get update' first?")
+    return version
+
+
+@dataclass(frozen=True)
+class ElfDependencies:
+    """What the dynamic loader needs to run an ELF file."""
+
+    interpreter: str | None
+    """The ``PT_INTERP`` path (``/lib64/ld-linux-x86-64.so.2``); None for a library or static binary."""
+    needed: tuple[str, ...]
+    """The ``DT_NEEDED`` sonames, in order."""
+    search_path: tuple[str, ...]
+    """``DT_RPATH``/``DT_RUNPATH`` folders (none for Debian's system binaries and libraries)."""
+
+
+_PT_LOAD, _PT_DYNAMIC, _PT_INTERP = 1, 2, 3
+_DT_NULL, _DT_NEEDED, _DT_STRTAB, _DT_RPATH, _DT_RUNPATH = 0, 1, 5, 15, 29
+
+
+def elf_dependencies(data: bytes) -> ElfDependencies:
+    """Read the interpreter and ``DT_NEEDED`` entries of a 64-bit little-endian ELF file.
+
+    Uses the program headers (which stripped files keep): ``PT_INTERP``, and
+    ``PT_DYNAMIC`` whose string table address is mapped to a file offset
+    through the ``PT_LOAD`` segments. Raises :class:`GuestBuildError` for
+    anything else than ELF64 little-endian.
+    """
+    if data[:6] != b"\x7fELF\x02\x01":
+        raise GuestBuildError("not a 64-bit little-endian ELF file")
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    interpreter: str | None = None
+    dynamic: tuple[int, int] | None = None
+    loads: list[tuple[int, int, int]] = []
+    for index in range(phnum):
+        kind, _flags, offset, vaddr, _paddr, filesz = struct.unpack_from(
+            "<IIQQQQ", data, phoff + index * phentsize
+        )
+        if kind == _PT_INTERP:
+            interpreter = data[offset : offset + filesz].rstrip(b"\0").decode()
+        elif kind == _PT_DYNAMIC:
+            dynamic = (offset, filesz)
+        elif kind == _PT_LOAD:
+            loads.append((vaddr, offset, filesz))
+    if dynamic is None:
+        return ElfDependencies(interpreter, (), ())
+    entries: list[tuple[int, int]] = []
+    for position in range(dynamic[0], dynamic[0] + dynamic[1], 16):
+        tag, value = struct.unpack_from("<qQ", data, position)
+        if tag == _DT_NULL:
+            break
+        entries.append((tag, value))
+    strtab = next((_file_offset(loads, value) for tag, value in entries if tag == _DT_STRTAB), None)
+    if strtab is None:
+        raise GuestBuildError("ELF dynamic section without a string table")
+
+    def string(index: int) -> str:
+        start = strtab + index
+        return data[start : data.index(b"\0", start)].decode()
+
+    needed = tuple(string(value) for tag, value in entries if tag == _DT_NEEDED)
+    search = tuple(
+        folder
+        for tag, value in entries
+        if tag in (_DT_RPATH, _DT_RUNPATH)
+        for folder in string(value).split(":")
+        if folder
+    )
+    return ElfDependencies(interpreter, needed, search)
+
+
+def _file_offset(loads: Sequence[tuple[int, int, int]], address: int) -> int:
+    """Map a virtual address to a file offset through ``(vaddr, offset, filesz)`` segments."""
+    for vaddr, offset, filesz in loads:
+        if vaddr <= address < vaddr + filesz:
+            return address - vaddr + offset
+    raise GuestBuildError(f"ELF address {address:#x} is in no loaded segment")
+
+
+def shared_library_closure(binary: Path, search_dirs: Sequence[str] = HOST_LIBRARY_DIRS) -> dict[str, Path]:
+    """Return what the loader needs to run ``binary``: ``{path in the guest: file on the host}``.
+
+    That is the interpreter (at its ``PT_INTERP`` path) and every library named
+    by a ``DT_NEEDED`` entry of the binary or of a library already taken, each
+    found as the loader would without ``ld.so.cache``: the first of
+    ``search_dirs`` holding that name. Raises :class:`GuestBuildError` naming a
+    library the host lacks, and for ``RPATH``/``RUNPATH``, which this does not
+    follow (Debian's system binaries have none).
+    """
+    found: dict[str, Path] = {}
+    pending: list[tuple[str, str]] = []
+
+    def take(path: Path, label: str) -> None:
+        dependencies = elf_dependencies(path.read_bytes())
+        if dependencies.search_path:
+            raise GuestBuildError(f"{label} has RPATH/RUNPATH {dependencies.search_path}, not supported")
+        if dependencies.interpreter and dependencies.interpreter not in found:
+            interpreter = Path(dependencies.interpreter)
+            if not interpreter.is_file():
+                raise GuestBuildError(
+                    f"the dynamic loader {interpreter} that {label} needs is not on this host"
+                )
+            found[dependencies.interpreter] = interpreter
+        pending.extend((soname, label) for soname in dependencies.needed)
+
+    take(binary, binary.name)
+    resolved: set[str] = set()
+    while pending:
+        soname, user = pending.pop(0)
+        if soname in resolved:
+            continue
+        resolved.add(soname)
+        for folder in search_dirs:
+            candidate = Path(folder) / soname
+            if candidate.is_file():
+                found[str(candidate)] = candidate
+                take(candidate, soname)
+                break
+        else:
+            raise GuestBuildError(
+                f"{soname}, needed by {user}, is in none of {', '.join(search_dirs)} on this host: "
+                "install the Debian package that ships it (dpkg -S or apt-file can tell which)"
+            )
+    return found
 
 
 def resolve_module_order(
@@ -436,8 +661,55 @@ def _download_package(package: str, version: str, debs: Path) -> Path:
     return stored
 
 
-def _build_guest(deb: Path, scratch: Path, out: Path, package: str, package_version: str) -> None:
-    """Extract ``deb`` in ``scratch`` and write kernel, initramfs and manifest to ``out``."""
+@dataclass(frozen=True)
+class _Deb:
+    """A downloaded Debian package."""
+
+    package: str
+    version: str
+    file: Path
+
+
+def _download_agent(debs: Path) -> _Deb:
+    """Return the cached or freshly downloaded ``qemu-guest-agent`` package (candidate version)."""
+    try:
+        version = resolve_package_version(AGENT_PACKAGE)
+        return _Deb(AGENT_PACKAGE, version, _download_package(AGENT_PACKAGE, version, debs))
+    except GuestBuildError as exc:
+        raise GuestBuildError(
+            f"the test guest's QEMU guest agent comes from the Debian package {AGENT_PACKAGE}, "
+            f"which apt could not provide (is the Debian mirror reachable?): {exc}"
+        ) from exc
+
+
+def _install_agent(agent: _Deb, scratch: Path, root: Path) -> list[str]:
+    """Put ``qemu-ga`` and what it needs to run into the initramfs tree ``root``.
+
+    The binary comes from the package; its loader and libraries from the host
+    (see :func:`shared_library_closure`). Returns the guest paths of the
+    libraries, sorted, for the manifest.
+    """
+    tree = scratch / "agent"
+    _run(["dpkg", "-x", str(agent.file), str(tree)])
+    binary = tree / AGENT_BINARY
+    if not binary.is_file():
+        raise GuestBuildError(f"{agent.file.name} has no {AGENT_BINARY}")
+    libraries = shared_library_closure(binary)
+    for guest_path, host_file in (*libraries.items(), (f"/{AGENT_BINARY}", binary)):
+        destination = root / guest_path.lstrip("/")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(host_file, destination)  # the file itself, never a link
+        destination.chmod(0o755)  # the kernel runs the loader only if it is executable
+    hook = root / FSFREEZE_HOOK_PATH
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(FSFREEZE_HOOK_SCRIPT)
+    hook.chmod(0o755)
+    return sorted(libraries)
+
+
+def _build_guest(kernel: _Deb, agent: _Deb, scratch: Path, out: Path) -> None:
+    """Extract the packages in ``scratch`` and write kernel, initramfs and manifest to ``out``."""
+    deb = kernel.file
     tree = scratch / "deb"
     _run(["dpkg", "-x", str(deb), str(tree)])
     modules_root = _kernel_modules_root(tree)
@@ -469,6 +741,7 @@ def _build_guest(deb: Path, scratch: Path, out: Path, package: str, package_vers
         destination.write_bytes(_read_module(modules_root / relative))
         lines.append(f"{name} {version}/{plain}\n")
     (root / "etc/hvtest/modules").write_text("".join(lines))
+    agent_libraries = _install_agent(agent, scratch, root)
 
     _make_world_readable(root)
     for path in (root, *_walk(root)):  # same input, same archive
@@ -477,10 +750,11 @@ def _build_guest(deb: Path, scratch: Path, out: Path, package: str, package_vers
     shutil.copyfile(kernels[0], out / _KERNEL_FILE)
     manifest = {
         "version": version,
-        "package": package,
-        "package_version": package_version,
+        "package": kernel.package,
+        "package_version": kernel.version,
         "modules": [name for name, _ in order],
         "busybox": _run(["dpkg-query", "-W", "-f=${Version}", BUSYBOX_PACKAGE]).stdout,
+        "agent": {"package": agent.package, "version": agent.version, "host_libraries": agent_libraries},
         "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (out / _MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -87,6 +87,91 @@ hvtest_opt_markdev() {
     MARKDEV=$1
 }
 
+# hvtest.mountdisk=<dev>: make an ext2 file system on the first 64 MiB of
+# /dev/<dev> (busybox mke2fs; the kernel's built-in ext4 driver mounts ext2) and
+# mount it on /mnt/<dev>. qemu-ga's fsfreeze freezes block-backed file systems
+# only (not this initramfs, a tmpfs or devtmpfs): this gives it one. Afterwards
+# the periodic writeback of dirty pages is turned off, so a file written there
+# stays in the page cache, off the virtual disk, until something syncs or
+# freezes the file system: the disk image then tells whether the guest flushed.
+# Prints "HVTEST: mounted /dev/<dev> on /mnt/<dev>" or
+# "HVTEST: mount failed <dev> <reason>".
+MOUNTDISK_KB=65536
+hvtest_opt_mountdisk() {
+    if [ ! -b "/dev/$1" ]; then
+        say "mount failed $1 no block device /dev/$1"
+        return
+    fi
+    if ! out=$(mke2fs -F "/dev/$1" "$MOUNTDISK_KB" 2>&1); then
+        say "mount failed $1 mke2fs: $(echo "$out" | tail -n 1)"
+        return
+    fi
+    mkdir -p "/mnt/$1"
+    if ! out=$(mount -t ext2 "/dev/$1" "/mnt/$1" 2>&1); then
+        say "mount failed $1 mount: $(echo "$out" | tail -n 1)"
+        return
+    fi
+    sync
+    echo 0 >/proc/sys/vm/dirty_writeback_centisecs
+    say "mounted /dev/$1 on /mnt/$1"
+}
+
+# hvtest.agent: start the QEMU guest agent (qemu-ga from the initramfs) on the
+# virtio-serial port named org.qemu.guest_agent.0 (libvirt's guest agent
+# channel; virtio_console makes /dev/vportNpM and names it in sysfs). There is
+# no udev, so make the /dev/virtio-ports/<name> link its rules would. The agent
+# runs with the fsfreeze hook /etc/hvtest/fsfreeze-hook ("HVTEST: fsfreeze
+# freeze|thaw" around each freeze). "HVTEST: agent started" once qemu-ga holds
+# the port open (libvirt then shows the channel connected), else
+# "HVTEST: agent failed <reason>".
+AGENT_PORT=org.qemu.guest_agent.0
+
+# (No glob: the options run with "set -f".)
+agent_port_device() {
+    for device in $(ls /sys/class/virtio-ports 2>/dev/null); do
+        if [ "$(cat "/sys/class/virtio-ports/$device/name" 2>/dev/null)" = "$AGENT_PORT" ]; then
+            echo "$device"
+            return 0
+        fi
+    done
+    return 1
+}
+
+hvtest_opt_agent() {
+    port=
+    i=0
+    while [ "$i" -lt 100 ]; do
+        port=$(agent_port_device) && [ -c "/dev/$port" ] && break
+        port=
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ -z "$port" ]; then
+        say "agent failed no virtio-serial port $AGENT_PORT"
+        return
+    fi
+    mkdir -p /dev/virtio-ports
+    ln -sf "../$port" "/dev/virtio-ports/$AGENT_PORT"
+    qemu-ga -m virtio-serial -p "/dev/virtio-ports/$AGENT_PORT" -F/etc/hvtest/fsfreeze-hook \
+        -t /run -f /run/qemu-ga.pid </dev/null &
+    agent_pid=$!
+    i=0
+    while [ "$i" -lt 100 ]; do
+        if ! kill -0 "$agent_pid" 2>/dev/null; then
+            wait "$agent_pid"
+            say "agent failed qemu-ga exited with status $?"
+            return
+        fi
+        if ls -l "/proc/$agent_pid/fd" 2>/dev/null | grep -q "/dev/$port\$"; then
+            say "agent started"
+            return
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    say "agent failed qemu-ga did not open /dev/$port"
+}
+
 write_tick_record() {
     mark=$(dd if="/dev/$MARKDEV" bs=2048 count=1 iflag=direct 2>/dev/null | head -n 1 | tr -cd 'A-Za-z0-9-')
     printf 'HVTICK %d %s\n' "$1" "$mark" |
