@@ -97,15 +97,15 @@ async def checkpoint_shots(window: MainWindow, save: Save, until: Until) -> None
     await save(dialog, "checkpoint-apply")
     dialog.close()
 
-    chains, estimate = await asyncio.to_thread(_chains_and_estimate, "Web Server", ids["Before updates"])
+    chains, estimate = await asyncio.to_thread(_chains_and_estimate, "Web Server", ids["Testing new kernel"])
     dialog = CheckpointChainDialog(
-        "Disk Chain - Web Server", chains, window, estimate=("Before updates", estimate)
+        "Disk Chain - Web Server", chains, window, estimate=("Testing new kernel", estimate)
     )
     dialog.resize(900, 380)
     dialog.show()
     await save(dialog, "checkpoint-disk-chain")
     dialog.close()
-    dialog = DeleteCheckpointDialog("Before updates", False, estimate, window)
+    dialog = DeleteCheckpointDialog("Testing new kernel", False, estimate, window)
     dialog.show()
     await save(dialog, "checkpoint-delete")
     dialog.close()
