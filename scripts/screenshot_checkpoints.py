@@ -17,7 +17,6 @@ import libvirt
 from PySide6.QtWidgets import QWidget
 
 from hvmanager.backend import checkpoint_chain, checkpoints
-from hvmanager.backend.checkpoint_tree import CheckpointTree
 from hvmanager.controllers.tasks import spawn
 from hvmanager.ui.checkpoint_chain_dialog import CheckpointChainDialog
 from hvmanager.ui.checkpoint_dialogs import ApplyCheckpointDialog, DeleteCheckpointDialog
@@ -140,7 +139,3 @@ def _merge_percent(status: str) -> float:
         return -1.0
     return float(status.split("Merging (", 1)[1].split("%", 1)[0].strip())
 
-
-def tree_rows(tree: CheckpointTree) -> list[str]:
-    """The visible checkpoint names, for a quick look in the log."""
-    return [c.name for c in tree.visible()]

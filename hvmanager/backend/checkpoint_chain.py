@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hvmanager.backend import checkpoint_images as images
-from hvmanager.backend.checkpoint_state import load_tree, read_state
+from hvmanager.backend.checkpoint_state import read_state
 from hvmanager.backend.checkpoint_tree import NOW, CheckpointTree
 from hvmanager.backend.checkpoint_xml import checkpoint_disks
 
@@ -79,7 +79,3 @@ def disk_chains(dom: Any, checkpoint_id: str | None = None) -> list[DiskChain]:
         chains.append(DiskChain(target, tuple(links)))
     return chains
 
-
-def tree_of(dom: Any) -> CheckpointTree:
-    """The checkpoint tree (for callers that only show it)."""
-    return load_tree(dom)

@@ -598,11 +598,6 @@ def checkpoint_config(dom: Any, checkpoint_id: str) -> VmConfig:
     return parse_domain_xml(_checkpoint_config(state, checkpoint, dom.name()))
 
 
-def policy_of(dom: Any) -> CheckpointPolicy:
-    """The VM's checkpoint policy."""
-    return parse_policy(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-
-
 def require_local(server_local: bool) -> None:
     """Checkpoints create and merge image files on the host: only local servers are supported."""
     if not server_local:

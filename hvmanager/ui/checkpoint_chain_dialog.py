@@ -46,6 +46,11 @@ _WARNING_STYLE = "color: #b3261e;"
 
 def estimate_text(checkpoint: str, estimate: MergeEstimate) -> str:
     """ "Deleting <checkpoint> may need up to X; Y free on <folder>", with a warning when short."""
+    if not estimate.needed_bytes:
+        return (
+            f"Deleting '{checkpoint}' merges nothing now: "
+            "its files are deleted or kept for other branches."
+        )
     text = (
         f"Deleting '{checkpoint}' may need up to {format_bytes(estimate.needed_bytes)}; "
         f"{format_bytes(estimate.free_bytes)} free on {estimate.folder}."
