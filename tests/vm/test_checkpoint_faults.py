@@ -275,3 +275,58 @@ def test_memory_image_that_cannot_be_placed_leaves_a_disk_only_checkpoint(
     assert not (folders.snapshots / checkpoint_journal.JOURNAL_FILE).exists()
     checkpoints.apply(server.conn, dom, result.checkpoint.id)
     assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF, "a disk-only checkpoint leaves the VM off"
+
+
+_CRASHING_TAKE = """
+import os, sys, libvirt
+from hvmanager.backend import checkpoints, memory_staging
+memory_staging.staging_enabled = lambda: True
+def crash(_staged, _final):
+    os._exit(3)  # the app dies after the switch, before the memory image is in its folder
+checkpoints.move_into_place = crash
+conn = libvirt.open("qemu:///system")
+checkpoints.take(conn, conn.lookupByUUIDString(sys.argv[1]), "interrupted")
+"""
+
+
+@pytest.mark.parametrize("reboot", [False, True], ids=["app-crash", "app-crash-and-host-reboot"])
+def test_take_interrupted_after_the_switch_is_completed(
+    server: Server, vm_location: Path, test_guest: Any, reboot: bool
+) -> None:
+    """The VM already runs on its new overlays when the app dies: the next use completes the
+    checkpoint, with its memory when the staged image survived, disk-only when a host reboot
+    emptied /dev/shm."""
+    install = KernelBoot(str(test_guest.kernel), str(test_guest.initrd), test_guest.cmdline)
+    dom = _make_vm(server, vm_location, f"ckpt-crash-take-{int(reboot)}", install)
+    folders = vm_folders(vm_location, dom.name())
+    dom.create()
+    wait_serial(folders.serial_log, "HVTEST: ready")
+    base = _disk_files(dom)[0]
+    child = subprocess.run(
+        [sys.executable, "-c", _CRASHING_TAKE, dom.UUIDString()],
+        cwd=Path(__file__).parents[2],
+        check=False,
+    )
+    assert child.returncode == 3
+    overlay = _disk_files(dom)[0]
+    assert overlay != base, "the switch happened before the crash"
+    staged = list(Path("/dev/shm").glob(f"hvmanager-{dom.UUIDString()}-*"))
+    assert len(staged) == 1
+    if reboot:
+        staged[0].unlink()
+
+    assert checkpoints.recover_vm(server.conn, dom) is not None
+
+    (taken,) = _tree(dom).visible()
+    assert taken.name == "interrupted"
+    assert _tree(dom).now_images["hda"].file == overlay
+    memory = folders.snapshots / taken.id / "memory.save"
+    assert taken.memory is (not reboot)
+    assert memory.exists() is (not reboot)
+    assert not list(Path("/dev/shm").glob(f"hvmanager-{dom.UUIDString()}-*"))
+    assert not (folders.snapshots / checkpoint_journal.JOURNAL_FILE).exists()
+    checkpoints.apply(server.conn, dom, taken.id)
+    expected = libvirt.VIR_DOMAIN_SHUTOFF if reboot else libvirt.VIR_DOMAIN_RUNNING
+    assert dom.state()[0] == expected
+    if dom.isActive():
+        dom.destroy()
