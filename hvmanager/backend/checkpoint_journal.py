@@ -87,15 +87,14 @@ class ChainBusyError(HvError):
 
 
 def _lock_file(uuid: str) -> Path:
-    """The VM's lock file, in a folder every user can create files in (as /tmp: sticky bit)."""
+    """The VM's lock file (checkpoints change the VM's image files: whoever may do that may
+    also create its lock)."""
     try:
-        LOCK_DIR.mkdir(parents=True, exist_ok=True)
-        if LOCK_DIR.stat().st_uid == os.geteuid():
-            os.chmod(LOCK_DIR, 0o1777)
+        LOCK_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     except OSError as exc:
         raise HvError(
             f"The folder for checkpoint locks, '{LOCK_DIR}', cannot be used: {exc.strerror or exc}.",
-            "Create it once as root (mode 1777), or set HVMANAGER_LOCK_DIR to a folder you can write.",
+            "Run as the user who owns the VMs' files, or set HVMANAGER_LOCK_DIR to a folder you can write.",
         ) from exc
     return LOCK_DIR / f"checkpoints-{uuid}.lock"
 
@@ -104,7 +103,7 @@ def _open_lock(uuid: str) -> int:
     path = _lock_file(uuid)
     try:
         # Read-only is enough for flock, so a lock file another user created serves everybody.
-        return os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         raise HvError(f"The checkpoint lock '{path}' cannot be opened: {exc.strerror or exc}.") from exc
 
@@ -130,12 +129,17 @@ def vm_lock(uuid: str, wait: bool = True) -> Iterator[None]:
         os.close(fd)
 
 
+def forget_lock(uuid: str) -> None:
+    """Remove the lock file of a VM that no longer exists (its uuid is never used again)."""
+    (LOCK_DIR / f"checkpoints-{uuid}.lock").unlink(missing_ok=True)
+
+
 def is_locked(uuid: str) -> bool:
     """Whether some checkpoint operation holds the VM's lock right now."""
     path = LOCK_DIR / f"checkpoints-{uuid}.lock"
     if not path.exists():
         return False
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

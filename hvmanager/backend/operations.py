@@ -17,7 +17,7 @@ import libvirt
 
 from hvmanager.backend import checkpoints, limits, paths
 from hvmanager.backend.accel import AccelDecision
-from hvmanager.backend.checkpoint_journal import is_locked
+from hvmanager.backend.checkpoint_journal import forget_lock, is_locked
 from hvmanager.backend.checkpoint_state import load_tree
 from hvmanager.backend.connection import libvirt_errors
 from hvmanager.backend.domxml import edit_domain_type, parse_domain_xml
@@ -210,6 +210,8 @@ def delete(conn: Any, dom: Any, delete_disks: bool = False, local: bool = True) 
             report.kept[path] = exc.strerror or str(exc)
     for folder in checkpoint_folders:
         shutil.rmtree(folder, ignore_errors=True)
+    if local:
+        forget_lock(config.uuid)
     if local:
         _remove_empty_vm_folders(config)
     return report
