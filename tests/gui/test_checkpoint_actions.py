@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QMessageBox, QPushButton
 
-from hvmanager.backend import checkpoint_journal
-from hvmanager.backend.checkpoint_tree import NOW
+from hvmanager.backend import checkpoint_journal, checkpoints
+from hvmanager.backend.checkpoint_tree import NOW, CheckpointType
+from hvmanager.backend.checkpoint_xml import CheckpointPolicy
+from hvmanager.backend.connection import Server
 from hvmanager.ui.checkpoint_dialogs import (
     APPLY_TEXT,
     DELETE_SUBTREE_TEXT,
@@ -380,5 +382,39 @@ def test_remote_servers_refuse_checkpoints_with_the_reason(
         box.button(QMessageBox.StandardButton.Close).click()
         await settle()
         assert cell(window, "beta", Column.STATUS) == ""
+
+    run(body)
+
+
+@pytest.mark.vm
+def test_production_checkpoint_fallback_is_explained(
+    run: Any, make_window: Any, clean_domains: str, vm_location: Path, test_guest: Any
+) -> None:
+    """A running guest without an agent, set to production checkpoints: the window takes a
+    standard one, as Hyper-V does, and says why."""
+    vm = create_disk_vm(clean_domains, vm_location, vm_name("cp-fallback"), test_guest)
+    serial = vm.folder / "Virtual Machines" / "serial.log"
+    server = Server(clean_domains)
+    server.open()
+    try:
+        checkpoints.set_policy(
+            server.conn, server.lookup(vm.uuid), CheckpointPolicy(CheckpointType.PRODUCTION)
+        )
+    finally:
+        server.close()
+    window = make_window(SYSTEM_URI)
+
+    async def body() -> None:
+        await open_vm(window, vm)
+        click_action(window.actions_pane.vm_block, "Start")
+        await wait_until(lambda: "HVTEST: ready" in serial_text(serial), 90, "the guest to boot")
+        taken = await take_with_gui(window, 1)
+        box = await wait_until(lambda: modal(QMessageBox), 30, "the explanation")
+        assert "standard checkpoint was taken instead of a production one" in box.text()
+        assert "guest agent did not answer" in box.text()
+        assert not taken.production and taken.memory
+        box.button(QMessageBox.StandardButton.Close).click()
+        await idle(window, vm)
+        await settle()
 
     run(body)
