@@ -71,7 +71,7 @@ from bench._common import (
     table,
     virsh,
 )
-from hvmanager.backend import checkpoints, creation
+from hvmanager.backend import checkpoint_state, checkpoints, creation
 from hvmanager.backend.checkpoint_xml import snapshot_folder
 from hvmanager.backend.connection import Server, start_event_thread
 from hvmanager.backend.models import DiskChoice, ExistingDisk, KernelBoot, MemoryConfig, NewDisk, VmSpec
@@ -209,7 +209,7 @@ def _disk_target(name: str) -> str:
 def _memory_file(dom: Any, checkpoint_id: str) -> Path:
     """Where ``take`` saved a checkpoint's memory."""
     folder = snapshot_folder(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-    return folder / checkpoint_id / checkpoints.MEMORY_FILE
+    return folder / checkpoint_id / checkpoint_state.MEMORY_FILE
 
 
 def _backing_of(image: str) -> str | None:

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 _BLOCK_JOB_POLL_S = 0.05
 
+# The files of one checkpoint, in its folder ``<Snapshots>/<checkpoint id>/``.
+CONFIG_FILE = "config.xml"  # the domain XML when it was taken
+MEMORY_FILE = "memory.save"  # libvirt's save image of its memory (standard checkpoints)
+SCREEN_STEM = "screen"  # + ".png" or ".ppm": its screen, as libvirt's QEMU driver returns it
+
 
 @dataclass
 class DomainState:

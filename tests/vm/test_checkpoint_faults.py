@@ -20,7 +20,14 @@ from typing import Any
 import libvirt
 import pytest
 
-from hvmanager.backend import checkpoint_journal, checkpoints, creation, memory_staging, operations
+from hvmanager.backend import (
+    checkpoint_journal,
+    checkpoint_take,
+    checkpoints,
+    creation,
+    memory_staging,
+    operations,
+)
 from hvmanager.backend.checkpoint_tree import tree_from_domain_xml
 from hvmanager.backend.checkpoint_xml import CheckpointPolicy
 from hvmanager.backend.connection import Server
@@ -263,7 +270,7 @@ def test_memory_image_that_cannot_be_placed_leaves_a_disk_only_checkpoint(
     def full(_staged: str, _final: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoints, "move_into_place", full)
+    monkeypatch.setattr(checkpoint_take, "move_into_place", full)
     monkeypatch.setattr(memory_staging, "staging_enabled", lambda: True)
     result = checkpoints.take(server.conn, dom, "disk only after all")
 
@@ -279,11 +286,11 @@ def test_memory_image_that_cannot_be_placed_leaves_a_disk_only_checkpoint(
 
 _CRASHING_TAKE = """
 import os, sys, libvirt
-from hvmanager.backend import checkpoints, memory_staging
+from hvmanager.backend import checkpoint_take, checkpoints, memory_staging
 memory_staging.staging_enabled = lambda: True
 def crash(_staged, _final):
     os._exit(3)  # the app dies after the switch, before the memory image is in its folder
-checkpoints.move_into_place = crash
+checkpoint_take.move_into_place = crash
 conn = libvirt.open("qemu:///system")
 checkpoints.take(conn, conn.lookupByUUIDString(sys.argv[1]), "interrupted")
 """
