@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QAbstractButton,
     QButtonGroup,
     QCheckBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -32,8 +31,6 @@ from PySide6.QtWidgets import (
 
 from hvmanager.backend import limits
 from hvmanager.backend import vmsettings_rules as vmsettings
-from hvmanager.backend.checkpoint_tree import CheckpointType
-from hvmanager.backend.checkpoint_xml import CheckpointPolicy
 from hvmanager.backend.models import (
     BootDevice,
     KernelBoot,
@@ -70,7 +67,8 @@ def _form(*rows: tuple[str, QWidget]) -> QWidget:
     return holder
 
 
-def _wrapped(text: str = "") -> QLabel:
+def wrapped_label(text: str = "") -> QLabel:
+    """A label whose text wraps to the page's width."""
     label = QLabel(text)
     label.setWordWrap(True)
     return label
@@ -107,7 +105,7 @@ class NoteBox(QWidget):
         pixmap = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation)
         icon.setPixmap(pixmap.pixmap(16, 16))
         icon.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.label = _wrapped()
+        self.label = wrapped_label()
         layout.addWidget(icon)
         layout.addWidget(self.label, 1)
         self.setVisible(False)
@@ -139,7 +137,7 @@ class SettingsPage(QWidget):
         heading.setFont(font)
         heading.setObjectName("pageHeading")
         self._layout.addWidget(heading)
-        self._layout.addWidget(_wrapped(intro))
+        self._layout.addWidget(wrapped_label(intro))
         self._layout.addSpacing(6)
         self.note = NoteBox()
 
@@ -251,13 +249,15 @@ class MemoryPage(SettingsPage):
         self.dynamic.toggled.connect(self._on_dynamic_toggled)
 
     def _build(self) -> None:
-        self.add(_wrapped("Specify the amount of memory that this virtual machine will be started with."))
+        self.add(
+            wrapped_label("Specify the amount of memory that this virtual machine will be started with.")
+        )
         self.add(_form(("Startup RAM:", _with_unit(self.startup, "MB"))))
         self.add(self.dynamic)
         self.range_box = QGroupBox("Dynamic Memory")
         form = QFormLayout(self.range_box)
         form.addRow(
-            _wrapped(
+            wrapped_label(
                 "You can allow the amount of memory available to this virtual "
                 "machine to change dynamically within the range you set."
             )
@@ -428,7 +428,7 @@ class StartActionPage(SettingsPage):
         box = QGroupBox("Automatic start delay")
         form = QFormLayout(box)
         form.addRow(
-            _wrapped("Specify a startup delay to reduce resource contention between virtual machines.")
+            wrapped_label("Specify a startup delay to reduce resource contention between virtual machines.")
         )
         form.addRow("Startup delay:", _with_unit(self.delay, "seconds"))
         self._layout.addSpacing(8)
@@ -496,137 +496,3 @@ class StopActionPage(SettingsPage):
     def _on_toggled(self, _button: QAbstractButton, checked: bool) -> None:
         if checked:
             self.changed.emit()
-
-
-class CheckpointsPage(SettingsPage):
-    """Checkpoints: on or off, production or standard, and where their files go.
-
-    Hyper-V's four checkpoint types map onto the widgets: DISABLED is "Enable checkpoints"
-    unchecked; PRODUCTION and PRODUCTION_ONLY are "Production checkpoints" with the fall-back box
-    checked or not; STANDARD is "Standard checkpoints". The file location is editable only while
-    the VM has no checkpoints; empty means the VM's own Snapshots folder (shown greyed).
-    """
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(
-            "Checkpoints",
-            "You can configure checkpoint options for this virtual machine.",
-            parent,
-        )
-        self._default_folder = ""
-        self.enabled = QCheckBox("Enable checkpoints")
-        self.enabled.setObjectName("checkpointsEnabledCheck")
-        self.type_box = QGroupBox("Checkpoint Type")
-        self.type_box.setObjectName("checkpointTypeBox")
-        self.production = QRadioButton("Production checkpoints")
-        self.production.setObjectName("productionCheckpointsRadio")
-        self.fallback = QCheckBox(
-            "Create standard checkpoints if it's not possible to create a production checkpoint"
-        )
-        self.fallback.setObjectName("standardFallbackCheck")
-        self.standard = QRadioButton("Standard checkpoints")
-        self.standard.setObjectName("standardCheckpointsRadio")
-        self.kinds = QButtonGroup(self)
-        self.kinds.addButton(self.production)
-        self.kinds.addButton(self.standard)
-        self.location = QLineEdit()
-        self.location.setObjectName("checkpointLocationEdit")
-        self.browse = QPushButton("Browse...")
-        self.browse.setObjectName("checkpointBrowseButton")
-        self.browse_dialog: QFileDialog | None = None
-        self._build()
-        self.enabled.toggled.connect(self._on_edited)
-        self.kinds.buttonToggled.connect(self._on_kind_toggled)
-        self.fallback.toggled.connect(self._on_edited)
-        self.location.textChanged.connect(self.changed)
-        self.browse.clicked.connect(self._on_browse)
-
-    def _build(self) -> None:
-        self.add(self.enabled)
-        types = QVBoxLayout(self.type_box)
-        types.addWidget(self.production)
-        types.addWidget(
-            _indented(
-                _wrapped("Disks only, with the guest's file systems frozen by the QEMU guest agent."),
-                self.fallback,
-            )
-        )
-        types.addWidget(self.standard)
-        types.addWidget(_indented(_wrapped("Disks, memory and device state: the VM resumes where it was.")))
-        self.add(self.type_box)
-        location_box = QGroupBox("Checkpoint File Location")
-        column = QVBoxLayout(location_box)
-        column.addWidget(_wrapped("Folder for the checkpoints' configuration and memory files:"))
-        row = QHBoxLayout()
-        row.addWidget(self.location, 1)
-        row.addWidget(self.browse)
-        column.addLayout(row)
-        self.add(location_box)
-        self.finish()
-
-    def load(self, policy: CheckpointPolicy, default_folder: str, lock_reason: str | None) -> None:
-        """Show a VM's policy; ``lock_reason`` says why the location can't change (None: it can)."""
-        self._default_folder = default_folder
-        widgets = (self.enabled, self.kinds, self.fallback, self.location)
-        blocked = [widget.blockSignals(True) for widget in widgets]
-        self.enabled.setChecked(policy.enabled)
-        kind = policy.type if policy.enabled else CheckpointPolicy().type
-        production = kind in (CheckpointType.PRODUCTION, CheckpointType.PRODUCTION_ONLY)
-        (self.production if production else self.standard).setChecked(True)
-        self.fallback.setChecked(kind is not CheckpointType.PRODUCTION_ONLY)
-        self.location.setText(policy.location)
-        for widget, was in zip(widgets, blocked, strict=True):
-            widget.blockSignals(was)
-        self.location.setPlaceholderText(default_folder)
-        self.location.setEnabled(lock_reason is None)
-        self.browse.setEnabled(lock_reason is None)
-        self.location.setToolTip(lock_reason or "")
-        self.note.set_text(lock_reason or "")
-        self._update_enabled()
-
-    def policy(self) -> CheckpointPolicy:
-        """The policy as shown."""
-        location = vmsettings.normalized_location(self.location.text(), self._default_folder)
-        if not self.enabled.isChecked():
-            kind = CheckpointType.DISABLED
-        elif self.standard.isChecked():
-            kind = CheckpointType.STANDARD
-        elif self.fallback.isChecked():
-            kind = CheckpointType.PRODUCTION
-        else:
-            kind = CheckpointType.PRODUCTION_ONLY
-        return CheckpointPolicy(kind, location)
-
-    def _update_enabled(self) -> None:
-        self.type_box.setEnabled(self.enabled.isChecked())
-        self.fallback.setEnabled(self.production.isChecked())
-
-    def _on_edited(self) -> None:
-        self._update_enabled()
-        self.changed.emit()
-
-    def _on_kind_toggled(self, _button: QAbstractButton, checked: bool) -> None:
-        if checked:
-            self._on_edited()
-
-    def _on_browse(self) -> None:
-        """A folder picker (Qt's own, so it behaves alike everywhere and tests can drive it)."""
-        start = self.location.text().strip() or self._default_folder
-        dialog = QFileDialog(self, "Checkpoint File Location", start)
-        dialog.setObjectName("checkpointLocationDialog")
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
-        dialog.fileSelected.connect(self.location.setText)
-        dialog.open()
-        self.browse_dialog = dialog
-
-
-def _indented(*widgets: QWidget) -> QWidget:
-    """Widgets under a radio button, lined up with its text."""
-    holder = QWidget()
-    column = QVBoxLayout(holder)
-    column.setContentsMargins(22, 0, 0, 4)
-    for widget in widgets:
-        column.addWidget(widget)
-    return holder

@@ -47,9 +47,9 @@ from hvmanager.backend.vmsettings_rules import (
     generation_of,
     location_lock_reason,
 )
+from hvmanager.ui.settings_checkpoints_page import CheckpointsPage
 from hvmanager.ui.settings_pages import (
     BootOrderPage,
-    CheckpointsPage,
     MemoryPage,
     NamePage,
     ProcessorPage,
