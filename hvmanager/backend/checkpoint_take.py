@@ -63,6 +63,11 @@ from hvmanager.backend.screenshot import take_screenshot
 
 log = logging.getLogger(__name__)
 
+_AGENT_HINT = (
+    "Start the QEMU guest agent in the guest, or allow standard checkpoints in "
+    "Settings ▸ Management ▸ Checkpoints."
+)
+
 
 @dataclass(frozen=True)
 class TakeResult:
@@ -114,20 +119,39 @@ def _production_choice(dom: Any, policy: CheckpointPolicy, state: str) -> tuple[
         "could not be frozen"
     )
     if policy.type is CheckpointType.PRODUCTION_ONLY:
-        raise InvalidStateError(
-            f"A production checkpoint could not be taken: {reason}.",
-            "Start the QEMU guest agent in the guest, or allow standard checkpoints in "
-            "Settings ▸ Management ▸ Checkpoints.",
-        )
+        raise InvalidStateError(f"A production checkpoint could not be taken: {reason}.", _AGENT_HINT)
     return False, f"A standard checkpoint was taken instead of a production one: {reason}."
 
 
 def take_locked(conn: Any, dom: Any, name: str | None) -> TakeResult:
-    """Take a checkpoint (the caller holds the VM's lock and has recovered the journal)."""
+    """Take a checkpoint (the caller holds the VM's lock and has recovered the journal).
+
+    A production checkpoint whose freeze fails all the same (the agent answered the ping, then
+    not the freeze) is rolled back and, when the policy allows, taken as a standard one.
+    """
     state = read_state(dom)
     name = default_name(dom.name(), datetime.now()) if name is None else name
     _check_can_take(state, name)
-    production, fallback = _production_choice(dom, parse_policy(state.xml), state.state)
+    policy = parse_policy(state.xml)
+    production, fallback = _production_choice(dom, policy, state.state)
+    try:
+        return _take_as(conn, dom, state, name, production, fallback)
+    except HvError as exc:
+        if not production or state.state != "Running":
+            raise
+        why = f"freezing the guest's file systems failed ({exc.message})"
+        if policy.type is CheckpointType.PRODUCTION_ONLY:
+            raise InvalidStateError(
+                f"A production checkpoint could not be taken: {why}.", _AGENT_HINT
+            ) from exc
+        reason = f"A standard checkpoint was taken instead of a production one: {why}."
+        return _take_as(conn, dom, read_state(dom), name, False, reason)
+
+
+def _take_as(
+    conn: Any, dom: Any, state: DomainState, name: str, production: bool, fallback: str
+) -> TakeResult:
+    """Take a production (disks, guest frozen) or standard checkpoint; all or nothing."""
     memory = not production and state.state != "Off"
     checkpoint_id = str(uuidlib.uuid4())
     folder = checkpoint_folder(state, checkpoint_id)

@@ -263,12 +263,13 @@ def test_hung_agent_falls_back_or_refuses_within_seconds(agent_vm: AgentVm, serv
     assert agent_channel_states(agent_vm.name) == ["connected"], "the channel still looks fine"
 
     checkpoints.set_policy(server.conn, dom, CheckpointPolicy(CheckpointType.PRODUCTION_ONLY))
-    with pytest.raises(InvalidStateError, match="did not answer within 5 s"):
+    # The ping or, if that still got through, the freeze times out.
+    with pytest.raises(InvalidStateError, match="A production checkpoint could not be taken"):
         checkpoints.take(server.conn, dom, "production only")
     assert not checkpoints.load_tree(dom).checkpoints
 
     checkpoints.set_policy(server.conn, dom, CheckpointPolicy(CheckpointType.PRODUCTION))
     result = checkpoints.take(server.conn, dom, "falls back")
-    assert "did not answer within 5 s" in result.fallback_reason
+    assert "standard checkpoint was taken instead of a production one" in result.fallback_reason
     assert not result.checkpoint.production and result.checkpoint.memory
     assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
