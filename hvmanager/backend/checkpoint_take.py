@@ -137,7 +137,7 @@ def take_locked(conn: Any, dom: Any, name: str | None) -> TakeResult:
     try:
         return _take_as(conn, dom, state, name, production, fallback)
     except HvError as exc:
-        if not production or state.state != "Running":
+        if not production or state.state != "Running" or not _freeze_failure(exc):
             raise
         why = f"freezing the guest's file systems failed ({exc.message})"
         if policy.type is CheckpointType.PRODUCTION_ONLY:
@@ -146,6 +146,12 @@ def take_locked(conn: Any, dom: Any, name: str | None) -> TakeResult:
             ) from exc
         reason = f"A standard checkpoint was taken instead of a production one: {why}."
         return _take_as(conn, dom, read_state(dom), name, False, reason)
+
+
+def _freeze_failure(exc: HvError) -> bool:
+    """Whether a failed quiesced switch failed in the guest agent (its freeze), not elsewhere."""
+    text = exc.message.lower()
+    return "agent" in text or "freeze" in text or "frozen" in text
 
 
 def _take_as(

@@ -156,16 +156,16 @@ def revert(conn: Any, dom: Any) -> Checkpoint:
 def _apply(conn: Any, dom: Any, checkpoint_id: str) -> None:
     state = read_state(dom)
     checkpoint = _visible(state.tree, checkpoint_id)
-    _discard_running_state(dom, state.state)
-    state = read_state(dom)
     overlays: dict[str, str] = {}
-    try:
+    try:  # the overlays first: if they can't be made, the VM is still as it was
         for target, image in checkpoint.images.items():
             overlays[target] = images.create_overlay(image.file, image.format)
+        _discard_running_state(dom, state.state)
     except BaseException:
         for file in overlays.values():
             images.delete(file)
         raise
+    state = read_state(dom)
     discard = [image.file for image in state.tree.now_images.values() if image.backing is not None]
     now_images = {t: Image(overlays[t], image.file) for t, image in checkpoint.images.items()}
     after = replace(state.tree, now=checkpoint.id, now_images=now_images)
