@@ -15,8 +15,10 @@ from typing import Any
 import libvirt
 
 from hvmanager.backend.inventory import agent_connected
+from hvmanager.backend.models import Heartbeat
 
 AGENT_TIMEOUT_S = 5
+HEARTBEAT_TIMEOUT_S = 2
 
 
 @contextlib.contextmanager
@@ -34,13 +36,26 @@ def bounded_agent(dom: Any, seconds: int = AGENT_TIMEOUT_S) -> Iterator[None]:
             dom.agentSetResponseTimeout(libvirt.VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT, 0)
 
 
-def agent_answers(dom: Any) -> bool:
-    """Whether the guest agent is there and answers within ``AGENT_TIMEOUT_S`` (blocking)."""
-    if not agent_connected(dom):
-        return False
-    with bounded_agent(dom):
+def _pings(dom: Any, seconds: int) -> bool:
+    with bounded_agent(dom, seconds):
         try:
             dom.getTime(0)
         except libvirt.libvirtError:
             return False
     return True
+
+
+def agent_answers(dom: Any) -> bool:
+    """Whether the guest agent is there and answers within ``AGENT_TIMEOUT_S`` (blocking)."""
+    return bool(agent_connected(dom)) and _pings(dom, AGENT_TIMEOUT_S)
+
+
+def heartbeat(dom: Any) -> Heartbeat:
+    """The VM's Heartbeat: no channel, no agent, an agent that answers, or one that stopped
+    answering (blocking: up to ``HEARTBEAT_TIMEOUT_S``)."""
+    connected = agent_connected(dom)
+    if connected is None:
+        return Heartbeat.NO_CHANNEL
+    if not connected:
+        return Heartbeat.NO_CONTACT
+    return Heartbeat.OK if _pings(dom, HEARTBEAT_TIMEOUT_S) else Heartbeat.LOST

@@ -11,6 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
+class Heartbeat(enum.Enum):
+    """The Heartbeat line of the Summary tab, as Hyper-V words it (from the guest agent)."""
+
+    NO_CHANNEL = "No guest agent channel"
+    NO_CONTACT = "No contact"  # the channel is closed: no agent runs in the guest
+    OK = "OK"
+    LOST = "Lost communication"  # the channel is open but the agent does not answer
+
+
 class VmState(enum.Enum):
     """The VM states shown in the State column, named as Hyper-V names them."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from hvmanager.backend import creation, inventory, operations, screenshot, vmsettings
+from hvmanager.backend import creation, guest_agent, inventory, operations, screenshot, vmsettings
 from hvmanager.backend.accel import AccelDecision
 from hvmanager.backend.connection import Server
 from hvmanager.backend.errors import HvError
@@ -362,7 +362,7 @@ class ServerController(QObject):
         """Heartbeat and addresses for the details pane."""
         try:
             dom = await self._runner.run(self.server.lookup, uuid)
-            heartbeat = await self._runner.run(inventory.agent_connected, dom)
+            heartbeat = await self._runner.run(guest_agent.heartbeat, dom)
             addresses: dict[str, list[str]] = {}
             if self.vms.get(uuid) and self.vms[uuid].state.is_active:
                 addresses = await self._runner.run(inventory.interface_addresses, dom)

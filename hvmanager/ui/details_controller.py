@@ -11,7 +11,7 @@ from PySide6.QtGui import QImage
 
 from hvmanager.backend.accel import AccelDecision
 from hvmanager.backend.checkpoint_tree import Checkpoint
-from hvmanager.backend.models import VmConfig, VmStats
+from hvmanager.backend.models import Heartbeat, VmConfig, VmStats
 from hvmanager.controllers.server import ServerController
 from hvmanager.controllers.tasks import spawn
 
@@ -117,7 +117,8 @@ class DetailsPresenter(QObject):
 
     def _on_heartbeat(self, uuid: str, connected: object) -> None:
         if uuid == self.uuid and self._controller is not None and uuid in self._controller.vms:
-            self.pane.show_heartbeat(bool(connected), self._controller.vms[uuid].state)
+            beat = Heartbeat.OK if connected else Heartbeat.NO_CONTACT
+            self.pane.show_heartbeat(beat, self._controller.vms[uuid].state)
 
     def _refresh_thumbnail(self) -> None:
         if self._thumb_busy or self.uuid is None or self._controller is None:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from hvmanager.backend.checkpoint_tree import Checkpoint
 from hvmanager.backend.formatting import format_created, format_memory
-from hvmanager.backend.models import NicConfig, VmConfig, VmState, VmStats
+from hvmanager.backend.models import Heartbeat, NicConfig, VmConfig, VmState, VmStats
 
 THUMBNAIL_SIZE = (176, 132)
 _NETWORK_HEADERS = ["Adapter", "Connected To", "MAC Address", "IP Addresses", "Status"]
@@ -204,14 +204,9 @@ class DetailsPane(QGroupBox):
         self.memory.set("assigned", format_memory(stats.assigned_mib) if stats else "")
         self.memory.set("demand", format_memory(stats.demand_mib) if stats else "")
 
-    def show_heartbeat(self, heartbeat: bool | None, state: VmState) -> None:
-        """Heartbeat: whether the guest agent answers."""
-        if not state.is_active:
-            text = "Not applicable"
-        elif heartbeat is None:
-            text = "No guest agent channel"
-        else:
-            text = "OK" if heartbeat else "No contact"
+    def show_heartbeat(self, heartbeat: Heartbeat | None, state: VmState) -> None:
+        """Heartbeat: whether the guest agent answers (None: not known yet)."""
+        text = (heartbeat or Heartbeat.NO_CONTACT).value if state.is_active else "Not applicable"
         self.summary.set("heartbeat", text)
 
     def show_addresses(self, addresses: dict[str, list[str]], state: VmState) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -39,12 +40,12 @@ import libvirt
 import pytest
 from PySide6.QtCore import Qt
 
-from hvmanager.backend import checkpoints, creation, inventory
+from hvmanager.backend import checkpoints, creation, guest_agent, inventory
 from hvmanager.backend.checkpoint_tree import CheckpointType
 from hvmanager.backend.checkpoint_xml import CheckpointPolicy
 from hvmanager.backend.connection import Server
 from hvmanager.backend.errors import InvalidStateError
-from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, VmSpec
+from hvmanager.backend.models import Heartbeat, KernelBoot, MemoryConfig, NewDisk, VmSpec
 from hvmanager.backend.paths import VmFolders, vm_folders
 from hvmanager.views.vm_table_model import Column
 from tests.conftest import SYSTEM_URI, vm_name
@@ -175,6 +176,7 @@ def test_agent_answers_and_heartbeat_shows_ok(
     assert commands["guest-fsfreeze-freeze"] and commands["guest-fsfreeze-thaw"]
     assert agent_channel_states(name) == ["connected"]
     assert inventory.agent_connected(agent_vm.dom) is True
+    assert guest_agent.heartbeat(agent_vm.dom) is Heartbeat.OK
 
     window = make_window(SYSTEM_URI)
 
@@ -261,6 +263,9 @@ def test_hung_agent_falls_back_or_refuses_within_seconds(agent_vm: AgentVm, serv
         agent_vm.name, "guest-exec", {"path": "/bin/sh", "arg": ["-c", "kill -STOP $(pidof qemu-ga)"]}
     )
     assert agent_channel_states(agent_vm.name) == ["connected"], "the channel still looks fine"
+    deadline = time.monotonic() + 30  # guest-exec returns before the kill has run
+    while guest_agent.heartbeat(dom) is not Heartbeat.LOST:
+        assert time.monotonic() < deadline, "Heartbeat: Lost communication"
 
     checkpoints.set_policy(server.conn, dom, CheckpointPolicy(CheckpointType.PRODUCTION_ONLY))
     # The ping or, if that still got through, the freeze times out.
