@@ -7,6 +7,7 @@ virt-manager measurement use the very same functions, so their figures compare.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -194,3 +195,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     out = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)), line]
     out += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(out)
+
+
+def save_figures(path: Path, module: str, machine: dict[str, str], results: object) -> None:
+    """Write a benchmark's figures as JSON, with the command, date and machine that made them."""
+    saved = {
+        "command": command_line(module),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "machine": machine,
+        "results": results,
+    }
+    path.write_text(json.dumps(saved, indent=2), encoding="utf-8")
+    print(f"\nfigures saved to {path}")

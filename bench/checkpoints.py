@@ -64,9 +64,9 @@ from bench._common import (
     BENCH_PREFIX,
     SYSTEM_URI,
     CpuMeter,
-    command_line,
     ensure_daemons,
     machine_info,
+    save_figures,
     spread,
     table,
     virsh,
@@ -850,14 +850,7 @@ def main(argv: list[str] | None = None) -> int:
             print(reports[name](results[name]), flush=True)
             print(_host_line(results[name]["host"]), flush=True)
     if args.json:
-        saved = {
-            "command": command_line("bench.checkpoints"),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-            "machine": info,
-            "results": results,
-        }
-        args.json.write_text(json.dumps(saved, indent=2), encoding="utf-8")
-        print(f"\nfigures saved to {args.json}")
+        save_figures(args.json, "bench.checkpoints", info, results)
     return 0
 
 

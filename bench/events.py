@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -36,7 +35,15 @@ from types import FrameType
 from typing import Any
 
 from bench import _guests
-from bench._common import BENCH_PREFIX, SYSTEM_URI, command_line, ensure_daemons, machine_info, spread, table
+from bench._common import (
+    BENCH_PREFIX,
+    SYSTEM_URI,
+    ensure_daemons,
+    machine_info,
+    save_figures,
+    spread,
+    table,
+)
 
 VM_NAME = f"{BENCH_PREFIX}events"
 TARGET_S = 1.0
@@ -351,14 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report(results))
     if args.json:
-        saved = {
-            "command": command_line("bench.events"),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-            "machine": info,
-            "results": results,
-        }
-        args.json.write_text(json.dumps(saved, indent=2), encoding="utf-8")
-        print(f"\nfigures saved to {args.json}")
+        save_figures(args.json, "bench.events", info, results)
     return 0
 
 

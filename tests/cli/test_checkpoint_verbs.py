@@ -39,7 +39,7 @@ from hvmanager.cli.checkpoint_commands import (
 )
 from hvmanager.cli.hvctl import main, parse_args
 from tests.conftest import SYSTEM_URI, vm_name
-from tests.vm.helpers import virsh
+from tests.vm.helpers import backing_chain, virsh
 from tests.vm.test_hvctl import hvctl, hvctl_path, new_vm, ok
 
 KIB = 1024
@@ -182,16 +182,6 @@ def has_pattern(file: str, pattern: int, length: int = 64 * KIB) -> bool:
         check=False,
     )
     return done.returncode == 0 and "verification failed" not in done.stdout + done.stderr
-
-
-def backing_chain(file: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["qemu-img", "info", "-U", "--backing-chain", "--output=json", file],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return list(json.loads(out))
 
 
 def image_clean(file: str) -> bool:

@@ -36,7 +36,7 @@ from tests.gui.test_checkpoints_pane import (
     DiskVm,
     _keep_the_loop_when_the_window_closes,  # noqa: F401  (autouse fixture)
     active_disk,
-    backing_chain,
+    backing_files,
     click_action,
     click_row,
     create_disk_vm,
@@ -144,7 +144,7 @@ def test_apply_with_each_answer(
         await idle(window, disk_vm)
         applied = await asyncio.to_thread(active_disk, name)
         assert applied != before and not await asyncio.to_thread(exists, before)
-        assert await asyncio.to_thread(backing_chain, applied) == [applied, str(disk_vm.base_disk)]
+        assert await asyncio.to_thread(backing_files, applied) == [applied, str(disk_vm.base_disk)]
         assert outline(window) == [(0, first.name), (1, second.name), (1, "Now")]
 
         # Take Checkpoint and Apply: the current state becomes a checkpoint (a branch under the
@@ -160,7 +160,7 @@ def test_apply_with_each_answer(
         assert await asyncio.to_thread(exists, applied)
         assert outline(window) == [(0, first.name), (1, second.name), (2, "Now"), (1, third.name)]
         current = await asyncio.to_thread(active_disk, name)
-        assert await asyncio.to_thread(backing_chain, current) == [
+        assert await asyncio.to_thread(backing_files, current) == [
             current,
             second.images["hda"].file,
             str(disk_vm.base_disk),
@@ -200,7 +200,7 @@ def test_revert_discards_the_current_state(run: Any, make_window: Any, disk_vm: 
         await idle(window, disk_vm)
         reverted = await asyncio.to_thread(active_disk, name)
         assert not await asyncio.to_thread(exists, current)
-        assert await asyncio.to_thread(backing_chain, reverted) == [reverted, str(disk_vm.base_disk)]
+        assert await asyncio.to_thread(backing_files, reverted) == [reverted, str(disk_vm.base_disk)]
         assert not await asyncio.to_thread(has_pattern, reverted, 0x5A, 0)
         assert await asyncio.to_thread(has_pattern, reverted, 0, 0)  # the base disk's zeros again
         assert now_parent(window) == taken.id

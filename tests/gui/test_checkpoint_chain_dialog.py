@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from hvmanager.ui.checkpoint_chain_dialog import (
     CheckpointChainDialog,
 )
 from tests.conftest import vm_name
+from tests.vm.helpers import backing_chain
 
 QEMU_FORMAT_LABELS = {"qcow2": "QCOW2", "raw": "RAW", "vpc": "VHD"}
 
@@ -69,18 +69,6 @@ def active_file(name: str, target: str = "hda") -> str:
         if parts and parts[0] == target:
             return parts[1].strip()
     raise AssertionError(f"no disk {target} in {out}")
-
-
-def qemu_chain(file: str) -> list[dict[str, Any]]:
-    """``qemu-img info --backing-chain`` of a file, top first."""
-    out = subprocess.run(
-        ["qemu-img", "info", "-U", "--backing-chain", "--output=json", file],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    entries: list[dict[str, Any]] = json.loads(out)
-    return entries
 
 
 def write(file: str, pattern: int, offset_mib: int, length_mib: int) -> None:
@@ -146,7 +134,7 @@ def test_a_disk_without_checkpoints_is_its_base_disk(qtbot: QtBot, off_vm: OffVm
     (disk,) = disk_rows(dialog)
     assert disk.text(FILE) == "Disk hda"
     assert disk.text(OWNER) == "1 file"
-    assert_matches_qemu_img(disk, qemu_chain(active_file(off_vm.name)), [BASE_OWNER])
+    assert_matches_qemu_img(disk, backing_chain(active_file(off_vm.name)), [BASE_OWNER])
     assert dialog.windowTitle() == "Disk chain of the VM"
     assert not estimate_label(dialog).isVisible()
 
@@ -163,7 +151,7 @@ def test_the_chain_shows_now_and_each_checkpoint_with_its_file(qtbot: QtBot, off
     dialog = open_dialog(qtbot, disk_chains(dom), estimate=(first.name, estimate))
 
     (disk,) = disk_rows(dialog)
-    chain = qemu_chain(active_file(name))
+    chain = backing_chain(active_file(name))
     assert len(chain) == 3
     assert disk.text(OWNER) == "3 files"
     assert_matches_qemu_img(disk, chain, ["Now", "After the update", "Before the update"])
@@ -193,7 +181,7 @@ def test_a_deleted_checkpoint_two_branches_read_shows_as_waiting_for_its_merge(
     dialog = open_dialog(qtbot, disk_chains(dom))
 
     (disk,) = disk_rows(dialog)
-    assert_matches_qemu_img(disk, qemu_chain(active_file(name)), ["Now", PENDING_OWNER])
+    assert_matches_qemu_img(disk, backing_chain(active_file(name)), ["Now", PENDING_OWNER])
 
 
 def test_the_estimate_warns_when_the_space_is_short(qtbot: QtBot) -> None:

@@ -9,8 +9,6 @@ The helpers here are shared with ``test_checkpoint_actions.py``.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ from hvmanager.views.vm_table_model import Column
 from tests.conftest import SYSTEM_URI, vm_name
 from tests.gui.conftest import settle, wait_until
 from tests.gui.table import cell, row_of
-from tests.vm.helpers import virsh
+from tests.vm.helpers import backing_chain, virsh
 
 # --- shared helpers ---------------------------------------------------------------------------
 
@@ -155,15 +153,9 @@ def active_disk(name: str) -> str:
     raise AssertionError(f"no hda in virsh domblklist {name}")
 
 
-def backing_chain(path: str) -> list[str]:
+def backing_files(path: str) -> list[str]:
     """``qemu-img info --backing-chain``: the files from ``path`` down to the base."""
-    out = subprocess.run(
-        ["qemu-img", "info", "-U", "--backing-chain", "--output=json", path],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [entry["filename"] for entry in json.loads(out)]
+    return [entry["filename"] for entry in backing_chain(path)]
 
 
 def metadata_names(name: str) -> list[str]:
@@ -203,7 +195,7 @@ def test_taking_checkpoints_builds_the_tree_with_now(
         # The VM now writes to a new differencing disk over the frozen base disk.
         overlay = await asyncio.to_thread(active_disk, disk_vm.name)
         assert Path(overlay).parent == disk_vm.disk_folder and overlay != str(disk_vm.base_disk)
-        assert await asyncio.to_thread(backing_chain, overlay) == [overlay, str(disk_vm.base_disk)]
+        assert await asyncio.to_thread(backing_files, overlay) == [overlay, str(disk_vm.base_disk)]
         assert (disk_vm.snapshots / first.id / "config.xml").is_file()
 
         # The same action from the toolbar.
@@ -213,7 +205,7 @@ def test_taking_checkpoints_builds_the_tree_with_now(
         second = visible_tree(window)[-1]
         assert outline(window) == [(0, first.name), (1, second.name), (2, "Now")]
         top = await asyncio.to_thread(active_disk, disk_vm.name)
-        assert await asyncio.to_thread(backing_chain, top) == [top, overlay, str(disk_vm.base_disk)]
+        assert await asyncio.to_thread(backing_files, top) == [top, overlay, str(disk_vm.base_disk)]
         await idle(window, disk_vm)
         await settle()
 

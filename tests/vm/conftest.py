@@ -11,7 +11,7 @@ import pytest
 
 from hvmanager.backend import creation
 from hvmanager.backend.connection import Server
-from hvmanager.backend.models import KernelBoot, MemoryConfig, VmSpec
+from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, VmSpec
 from hvmanager.backend.paths import vm_folders
 from tests.conftest import vm_name
 
@@ -19,6 +19,18 @@ from tests.conftest import vm_name
 from tests.gui.conftest import event_loop_qt, make_window, run, watchdog  # noqa: F401
 
 pytestmark = pytest.mark.vm
+
+
+def create_guest_vm(server: Server, location: Path, name: str, guest: Any, options: str = "") -> Any:
+    """A VM that boots the test guest with extra ``hvtest.*`` options, with a 1 GiB qcow2 disk."""
+    spec = VmSpec(
+        name=name,
+        location=str(location),
+        memory=MemoryConfig(256),
+        disk=NewDisk(1),
+        install=KernelBoot(str(guest.kernel), str(guest.initrd), f"{guest.cmdline} {options}".strip()),
+    )
+    return server.lookup(creation.create_vm(server, spec, creation.decide_acceleration(server, "tcg")))
 
 
 @pytest.fixture

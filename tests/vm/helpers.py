@@ -77,3 +77,15 @@ def last_tick(text: str) -> int:
 def qemu_pid(name: str) -> int:
     """The process id of a running VM's QEMU."""
     return int(Path(f"/run/libvirt/qemu/{name}.pid").read_text(encoding="ascii").strip())
+
+
+def backing_chain(file: str) -> list[dict[str, Any]]:
+    """``qemu-img info --backing-chain`` of an image (shared lock: its VM may run), top first."""
+    out = subprocess.run(
+        ["qemu-img", "info", "-U", "--backing-chain", "--output=json", file],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    entries: list[dict[str, Any]] = json.loads(out)
+    return entries

@@ -17,12 +17,12 @@ from typing import Any
 import libvirt
 import pytest
 
-from hvmanager.backend import checkpoints, creation
+from hvmanager.backend import checkpoints
 from hvmanager.backend.checkpoint_tree import tree_from_domain_xml
 from hvmanager.backend.connection import Server
-from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, VmSpec
 from hvmanager.backend.paths import vm_folders
 from tests.conftest import vm_name
+from tests.vm.conftest import create_guest_vm
 from tests.vm.helpers import serial_text, virsh, wait_serial
 
 MARK_SECTOR = 2048
@@ -90,19 +90,7 @@ def writer_vm(clean_domains: str, vm_location: Path, test_guest: Any, request: A
     mark = vm_location / f"{name}-mark.iso"
     mark.write_bytes(b"\0" * MARK_SECTOR * 16)
     _set_mark(mark, "A")
-    spec = VmSpec(
-        name=name,
-        location=str(vm_location),
-        memory=MemoryConfig(256),
-        disk=NewDisk(1),
-        install=KernelBoot(
-            str(test_guest.kernel),
-            str(test_guest.initrd),
-            f"{test_guest.cmdline} hvtest.writer=sda hvtest.tick=0.5",
-        ),
-    )
-    uuid = creation.create_vm(server, spec, creation.decide_acceleration(server, "tcg"))
-    dom = server.conn.lookupByUUIDString(uuid)
+    dom = create_guest_vm(server, vm_location, name, test_guest, "hvtest.writer=sda hvtest.tick=0.5")
     dvd = (
         "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
         f"<source file='{mark}'/><target dev='hdc' bus='ide'/><readonly/></disk>"

@@ -40,17 +40,18 @@ import libvirt
 import pytest
 from PySide6.QtCore import Qt
 
-from hvmanager.backend import checkpoints, creation, guest_agent, inventory
+from hvmanager.backend import checkpoints, guest_agent, inventory
 from hvmanager.backend.checkpoint_tree import CheckpointType
 from hvmanager.backend.checkpoint_xml import CheckpointPolicy
 from hvmanager.backend.connection import Server
 from hvmanager.backend.errors import InvalidStateError
-from hvmanager.backend.models import Heartbeat, KernelBoot, MemoryConfig, NewDisk, VmSpec
+from hvmanager.backend.models import Heartbeat
 from hvmanager.backend.paths import VmFolders, vm_folders
 from hvmanager.views.vm_table_model import Column
 from tests.conftest import SYSTEM_URI, vm_name
 from tests.gui.conftest import wait_until
 from tests.gui.table import row_of
+from tests.vm.conftest import create_guest_vm
 from tests.vm.helpers import domstate, qemu_img_info, serial_text, virsh, wait_serial
 
 pytestmark = pytest.mark.vm
@@ -141,18 +142,7 @@ def agent_vm(
 ) -> Iterator[AgentVm]:
     """A VM made with the backend, with a 1 GiB disk, booting the guest with its agent running."""
     name = vm_name(request.node.name.removeprefix("test_")[:30])
-    spec = VmSpec(
-        name=name,
-        location=str(vm_location),
-        memory=MemoryConfig(256),
-        disk=NewDisk(1),
-        install=KernelBoot(
-            str(test_guest.kernel),
-            str(test_guest.initrd),
-            f"{test_guest.cmdline} hvtest.mountdisk=sda hvtest.agent",
-        ),
-    )
-    dom = server.lookup(creation.create_vm(server, spec, creation.decide_acceleration(server, "tcg")))
+    dom = create_guest_vm(server, vm_location, name, test_guest, "hvtest.mountdisk=sda hvtest.agent")
     folders = vm_folders(vm_location, name)
     dom.create()
     text = wait_serial(folders.serial_log, "HVTEST: ready")
