@@ -31,7 +31,7 @@ import libvirt
 import qasync
 from PySide6.QtWidgets import QApplication, QDialog, QWidget, QWizard
 
-from hvmanager.backend import creation, operations
+from hvmanager.backend import creation, operations, vm_storage
 from hvmanager.backend.connection import Server, start_event_thread
 from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, VmSpec
 from hvmanager.backend.settings import AppSettings
@@ -44,6 +44,7 @@ from hvmanager.ui.new_vm_wizard import NewVmWizard
 from hvmanager.ui.theme import apply_theme
 from hvmanager.ui.vm_settings_dialog import VmSettingsDialog
 from scripts.screenshot_checkpoints import checkpoint_shots
+from scripts.screenshot_disks import disk_shots, with_storage
 from tests.support.guest import build_test_guest
 
 OUT = REPO / "docs" / "screenshots"
@@ -102,7 +103,7 @@ def demo_vms() -> Iterator[list[str]]:
             spec = VmSpec(
                 name,
                 str(LOCATION),
-                1 + index % 2,
+                (1, 2, 2, 1)[index],  # Test Lab (off) is Generation 1: IDE and SCSI pages
                 memory,
                 network=SWITCH if index < 2 else None,
                 disk=NewDisk(20),
@@ -174,11 +175,15 @@ async def main_window_shots(window: MainWindow) -> None:
     await save(window.details_pane, "details-memory")
     window.details_pane.tabs.setCurrentIndex(2)
     await save(window.details_pane, "details-networking")
+    tabs = window.details_pane.tabs
+    tabs.setCurrentIndex(next(i for i in range(tabs.count()) if tabs.tabText(i) == "Storage"))
+    await asyncio.sleep(2.5)  # two stats ticks: the disks' throughput
+    await save(window.details_pane, "details-storage")
     window.details_pane.tabs.setCurrentIndex(0)
     await save(window.actions_pane, "actions-pane")
 
 
-async def settings_shots(window: MainWindow) -> None:
+async def settings_shots(window: MainWindow, data_disk: str) -> None:
     """Every page of the VM Settings dialog (of the Off VM, where everything is editable)."""
     controller = window.manager.servers[URI]
     uuid = next(u for u, info in controller.vms.items() if info.name == "Test Lab")
@@ -186,15 +191,29 @@ async def settings_shots(window: MainWindow) -> None:
     assert config is not None and controller.host is not None
     others = frozenset(info.name for info in controller.vms.values()) - {"Test Lab"}
     checkpoints = await controller.checkpoint_settings(uuid)
+    dom = controller.server.lookup(uuid)
+    layout = with_storage(vm_storage.current_layout(dom), data_disk)
+    vm_storage.apply_layout(controller.server.conn, dom, layout)  # a SCSI controller with a data disk
+    storage, host_disks = await controller.storage(uuid)
     dialog = VmSettingsDialog(
-        config, controller.vms[uuid].state, controller.host, others, window, checkpoints=checkpoints
+        config,
+        controller.vms[uuid].state,
+        controller.host,
+        others,
+        window,
+        checkpoints=checkpoints,
+        storage=storage,
+        host_disks=host_disks,
     )
-    dialog.resize(900, 620)
+    dialog.resize(900, 640)
     dialog.show()
-    items = dialog._items
-    for item in items:
+    seen: set[str] = set()
+    for item in dialog.tree.entries():
         dialog.tree.setCurrentItem(item)
         slug = item.text(0).lower().replace(" ", "-")
+        if slug in seen:
+            continue  # the second Hard Drive looks like the first
+        seen.add(slug)
         await save(dialog, f"settings-{slug}")
     dialog.close()
 
@@ -286,7 +305,8 @@ def main() -> int:
         manager.start()
         with loop:
             loop.run_until_complete(main_window_shots(window))
-            loop.run_until_complete(settings_shots(window))
+            files = loop.run_until_complete(disk_shots(window, LOCATION, save, until))
+            loop.run_until_complete(settings_shots(window, files["data"]))
             loop.run_until_complete(checkpoint_shots(window, save, until))
             ctx = loop.run_until_complete(manager.servers[URI].host_context())
             loop.run_until_complete(wizard_shots(ctx, settings, guest))

@@ -182,3 +182,58 @@ def human_size(size_bytes: float) -> str:
         if size_bytes >= factor:
             return f"{size_bytes / factor:.1f} {unit}"
     return f"{int(size_bytes)} B"
+
+
+# VHDX options (New-VHD's -BlockSizeBytes, -LogicalSectorSizeBytes, -PhysicalSectorSizeBytes).
+VHDX_BLOCK_MIN = 1 * MIB
+VHDX_BLOCK_MAX = 256 * MIB
+VHDX_DEFAULT_BLOCK_SIZE = 32 * MIB  # Hyper-V's default for a dynamic VHDX (2 MB for differencing)
+SECTOR_SIZES = (512, 4096)
+# QEMU 7.2 refuses to open a VHDX whose logical sector size is not 512 ("Operation not supported").
+QEMU_VHDX_LOGICAL_SECTOR_SIZES = (512,)
+
+
+def vhdx_block_size_problem(block_size: int) -> str | None:
+    """Check a VHDX block size: a power of 2 from 1 MB to 256 MB."""
+    if not VHDX_BLOCK_MIN <= block_size <= VHDX_BLOCK_MAX or block_size & (block_size - 1):
+        return "The block size must be a power of 2 from 1 MB to 256 MB (Hyper-V's default is 32 MB)."
+    return None
+
+
+def sector_size_problem(which: str, size: int) -> str | None:
+    """Check a VHDX ``which`` ("logical" or "physical") sector size: 512 or 4096 bytes, and a logical
+    size QEMU can open."""
+    if size not in SECTOR_SIZES:
+        return f"The {which} sector size must be 512 or 4096 bytes."
+    if which == "logical" and size not in QEMU_VHDX_LOGICAL_SECTOR_SIZES:
+        return (
+            "QEMU can't open VHDX disks with 4096-byte logical sectors (it supports 512 only), so such a "
+            "disk would be unusable here; choose 512 (a 4096-byte physical sector size works)."
+        )
+    return None
+
+
+def vhdx_options_problem(
+    qemu_format: str,
+    fixed: bool,
+    differencing: bool,
+    block_size: int | None,
+    logical_sector_size: int | None,
+    physical_sector_size: int | None,
+) -> str | None:
+    """Check the VHDX-only options of a new disk against its format and type."""
+    if block_size is None and logical_sector_size is None and physical_sector_size is None:
+        return None
+    if differencing and logical_sector_size is not None:
+        return "A differencing disk has no logical sector size of its own: it has its parent's."
+    if qemu_format != "vhdx":
+        label = format_for_qemu(qemu_format)
+        return f"Block size and sector sizes can be chosen for VHDX disks only, not for {label}."
+    if fixed and block_size is not None:
+        return "A fixed size disk has no block size: all its space is allocated at once."
+    if block_size is not None and (problem := vhdx_block_size_problem(block_size)):
+        return problem
+    for which, size in (("logical", logical_sector_size), ("physical", physical_sector_size)):
+        if size is not None and (problem := sector_size_problem(which, size)):
+            return problem
+    return None

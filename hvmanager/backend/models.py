@@ -172,6 +172,22 @@ class VmInfo:
 
 
 @dataclass(frozen=True)
+class DiskThroughput:
+    """One drive's I/O between the last two ticks: bytes and requests per second.
+
+    The rates are None on the first tick a drive is seen (they need two samples) and after its
+    counters started again from zero (new media, a restarted VM).
+    """
+
+    target: str  # libvirt's device name: "hda", "sdb", ...
+    path: str  # the file (or host block device) behind it
+    read_bps: float | None = None
+    write_bps: float | None = None
+    read_iops: float | None = None
+    write_iops: float | None = None
+
+
+@dataclass(frozen=True)
 class VmStats:
     """Live figures of one VM from one bulk stats call.
 
@@ -184,6 +200,7 @@ class VmStats:
     assigned_mib: int | None = None
     demand_mib: int | None = None
     started_at: float | None = None  # wall-clock time (time.time()) the VM's process started
+    disks: tuple[DiskThroughput, ...] = ()  # drives with media, in libvirt's order
 
     def uptime(self, now: float | None = None) -> float | None:
         """Seconds since the VM started (at ``now``, by default the current time)."""

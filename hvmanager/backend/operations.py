@@ -15,7 +15,7 @@ from typing import Any
 
 import libvirt
 
-from hvmanager.backend import checkpoints, limits, paths
+from hvmanager.backend import checkpoints, limits, passthrough, paths
 from hvmanager.backend.accel import AccelDecision
 from hvmanager.backend.checkpoint_journal import forget_lock, is_locked
 from hvmanager.backend.checkpoint_state import load_tree
@@ -58,6 +58,10 @@ def start(conn: Any, dom: Any, decision: AccelDecision | None = None) -> None:
             f"'{dom.name()}' can't start while its checkpoints are being merged or changed.",
             "Wait until its Status column no longer shows Merging, then start it.",
         )
+    if state is not VmState.PAUSED:
+        problem = passthrough.start_problem(conn, dom)  # the host must keep off a pass-through disk
+        if problem:
+            raise InvalidStateError(problem, passthrough.START_HINT)
     if decision is not None and state is VmState.OFF:
         apply_acceleration(conn, dom, decision)
     with libvirt_errors(f"Starting '{dom.name()}'"):

@@ -2,7 +2,8 @@
 
 CPU usage is the share of the whole host's processor time used since the previous tick, as
 Hyper-V Manager shows it. Uptime comes from the QEMU process's start time on the local machine,
-otherwise from when the VM was first seen running.
+otherwise from when the VM was first seen running. Each drive's read and write throughput (bytes
+and requests per second) comes from the same call's block counters, between two ticks.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from typing import Any
 import libvirt
 
 from hvmanager.backend.connection import libvirt_errors
-from hvmanager.backend.models import VmStats
+from hvmanager.backend.models import DiskThroughput, VmStats
 
 LIST_GROUPS = (
-    libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
+    libvirt.VIR_DOMAIN_STATS_STATE
+    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+    | libvirt.VIR_DOMAIN_STATS_BALLOON
+    | libvirt.VIR_DOMAIN_STATS_BLOCK
 )
+# A drive's cumulative counters: bytes read, bytes written, read requests, write requests.
+_COUNTER_KEYS = ("rd.bytes", "wr.bytes", "rd.reqs", "wr.reqs")
+Counters = tuple[int, int, int, int]
 _ACTIVE_STATES = {
     libvirt.VIR_DOMAIN_RUNNING,
     libvirt.VIR_DOMAIN_BLOCKED,
@@ -78,6 +85,7 @@ class StatsSampler:
         self.host_cpus = max(host_cpus, 1)
         self._start_time_of = start_time_of
         self._previous: dict[str, tuple[float, int]] = {}
+        self._previous_disks: dict[str, dict[str, tuple[float, Counters]]] = {}
         self._started: dict[str, float] = {}
         self._last: dict[str, VmStats] = {}
 
@@ -103,24 +111,21 @@ class StatsSampler:
             if stats.get("state.state") not in _ACTIVE_STATES:
                 continue
             seen.add(uuid)
-            figures = (
+            figures = VmStats(
+                uuid,
                 self._cpu_percent(uuid, stats.get("cpu.time"), now),
                 _kib_to_mib(stats.get("balloon.current")),
                 _demand_mib(stats),
                 self._start(uuid, dom, wall),
+                self._disk_rates(uuid, stats, now),
             )
             last = self._last.get(uuid)
-            if (
-                last is None
-                or (last.cpu_percent, last.assigned_mib, last.demand_mib, last.started_at) != figures
-            ):
-                last = VmStats(uuid, *figures)  # otherwise the same object: equal at no cost
-            result[uuid] = last
+            # The same object as last tick when nothing changed: the next comparison costs nothing.
+            result[uuid] = last if last == figures else figures
         self._last = result
-        for gone in set(self._previous) - seen:
-            del self._previous[gone]
-        for gone in set(self._started) - seen:
-            del self._started[gone]
+        for memory in (self._previous, self._previous_disks, self._started):
+            for gone in set(memory) - seen:
+                del memory[gone]
         return result
 
     def _cpu_percent(self, uuid: str, cpu_ns: int | None, now: float) -> float | None:
@@ -134,11 +139,57 @@ class StatsSampler:
         share = used / ((now - previous[0]) * self.host_cpus) * 100
         return max(0.0, min(100.0, share))
 
+    def _disk_rates(self, uuid: str, stats: dict[str, Any], now: float) -> tuple[DiskThroughput, ...]:
+        if "block.count" not in stats:
+            # No block figures this tick (NOWAIT: the VM was busy, e.g. a job held it; or a driver
+            # without them): keep the last ones rather than start the rates over.
+            last = self._last.get(uuid)
+            return last.disks if last is not None else ()
+        previous = self._previous_disks.get(uuid, {})
+        current: dict[str, tuple[float, Counters]] = {}
+        rates = []
+        for target, path, counters in block_counters(stats):
+            current[target] = (now, counters)
+            rates.append(DiskThroughput(target, path, *_rates(previous.get(target), now, counters)))
+        self._previous_disks[uuid] = current
+        return tuple(rates)
+
     def _start(self, uuid: str, dom: Any, wall: float) -> float:
         if uuid not in self._started:
             started = self._start_time_of(dom.name()) if self._start_time_of else None
             self._started[uuid] = started if started is not None else wall
         return self._started[uuid]
+
+
+def block_counters(stats: dict[str, Any]) -> list[tuple[str, str, Counters]]:
+    """Each drive with media in a bulk stats record: (target, path, cumulative counters).
+
+    Keyed by target, not path: a checkpoint puts a new file on top of a drive while its counters
+    go on. A drive without media (an empty DVD drive) has no path and is left out.
+    """
+    drives = []
+    for index in range(int(stats.get("block.count", 0))):
+        prefix = f"block.{index}."
+        target, path = stats.get(prefix + "name"), stats.get(prefix + "path")
+        if not target or not path:
+            continue
+        rd_bytes, wr_bytes, rd_reqs, wr_reqs = (int(stats.get(prefix + key, 0)) for key in _COUNTER_KEYS)
+        drives.append((str(target), str(path), (rd_bytes, wr_bytes, rd_reqs, wr_reqs)))
+    return drives
+
+
+def _rates(
+    before: tuple[float, Counters] | None, now: float, counters: Counters
+) -> tuple[float | None, float | None, float | None, float | None]:
+    """Per-second rates of the counters since ``before`` (None: no earlier sample, or they went
+    backwards because the drive's counters started again)."""
+    if before is None or now <= before[0] or any(n < o for n, o in zip(counters, before[1], strict=True)):
+        return (None, None, None, None)
+    elapsed = now - before[0]
+    read_bps, write_bps, read_iops, write_iops = (
+        (n - o) / elapsed for n, o in zip(counters, before[1], strict=True)
+    )
+    return (read_bps, write_bps, read_iops, write_iops)
 
 
 def _kib_to_mib(value: int | None) -> int | None:

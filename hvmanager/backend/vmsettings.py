@@ -2,11 +2,12 @@
 
 ``apply_settings`` checks the rules of ``vmsettings_rules`` against the VM as libvirt sees it, then
 applies the whole change or nothing: a rename first, then the edited persistent XML in one
-``defineXML`` call (the checkpoint policy included), then autostart and, for a running VM, the live
-notes, metadata and balloon target. When a later step fails the earlier ones are undone, so the
-configuration is never left half-changed. The rules (``SettingsChange``, ``change_problems``, ...)
-are importable from here too; the Settings dialog imports them from ``vmsettings_rules``, which
-needs no libvirt.
+``defineXML`` call (the checkpoint policy included), then the storage (``vm_storage``: another
+definition for a VM that is off, hot add and remove for a running one), then autostart and, for a
+running VM, the live notes, metadata and balloon target. When a later step fails the earlier ones
+are undone, so the configuration is never left half-changed. The rules (``SettingsChange``,
+``change_problems``, ...) are importable from here too; the Settings dialog imports them from
+``vmsettings_rules``, which needs no libvirt.
 
 The persistent definition also holds the checkpoint tree, which checkpoint operations rewrite: the
 whole apply holds the VM's checkpoint lock, so neither the define nor its undo can put back a tree
@@ -29,7 +30,7 @@ from urllib.parse import urlparse
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from hvmanager.backend import accel, checkpoint_journal, domxml, inventory, operations
+from hvmanager.backend import accel, checkpoint_journal, domxml, inventory, operations, vm_storage
 from hvmanager.backend.checkpoint_xml import edit_policy
 from hvmanager.backend.checkpoints import require_local
 from hvmanager.backend.connection import is_local_uri, libvirt_errors
@@ -254,19 +255,21 @@ def _apply_locked(conn: Any, dom: Any, change: SettingsChange, host: HostInfo, s
         qemu_user = local_qemu_user(conn)
         require_local(qemu_user is not None)
         checkpoints = CheckpointSettings.from_domain_xml(original, qemu_user)
-    problems = change_problems(current, state, change, host, inventory.vm_names(conn), checkpoints)
+    storage = vm_storage.current_layout(dom) if change.storage is not None else None
+    problems = change_problems(current, state, change, host, inventory.vm_names(conn), checkpoints, storage)
     if problems:
         raise ValidationError(" ".join(problems))
     undo = _Undo()
     try:
         _rename(conn, dom, change, current, undo)
         _define(conn, dom, change, original, undo)
+        stored = _apply_storage(conn, dom, change, undo)
         _set_autostart(dom, change, undo)
         moved = _update_live(dom, change, undo) if state.is_active else []
     except Exception:
         undo.run()
         raise
-    return apply_notes(current, state, change) + moved
+    return apply_notes(current, state, change) + stored + moved
 
 
 def _rename(conn: Any, dom: Any, change: SettingsChange, current: VmConfig, undo: _Undo) -> None:
@@ -285,6 +288,17 @@ def _define(conn: Any, dom: Any, change: SettingsChange, original: str, undo: _U
     with libvirt_errors(f"Saving the settings of '{dom.name()}'"):
         conn.defineXML(edited)
     undo.push("definition", lambda: conn.defineXML(_with_name(original, dom.name())))
+
+
+def _apply_storage(conn: Any, dom: Any, change: SettingsChange, undo: _Undo) -> list[str]:
+    """Controllers and drives: after the definition, so that undoing runs the other way round
+    (hot-added disks are detached from the running VM and its configuration before the old
+    configuration is defined again)."""
+    if change.storage is None:
+        return []
+    notes, undo_storage = vm_storage.apply_layout_undoable(conn, dom, change.storage)
+    undo.push("storage", undo_storage)
+    return notes
 
 
 def _with_name(xml: str, name: str) -> str:

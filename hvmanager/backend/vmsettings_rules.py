@@ -13,6 +13,9 @@ taken with that hardware. The boot order may always change; it is used at the ne
 Checkpoints (Management ▸ Checkpoints) may be turned on or off and their type changed in any state;
 their file location only while the VM has no checkpoints (§5), and only to an existing folder the
 QEMU user can reach. ``CheckpointSettings`` is what the page needs to know besides the policy.
+
+Storage (IDE and SCSI controllers, hard drives, DVD drives) follows ``storage_layout``'s rules:
+hard drives on SCSI come and go while the VM runs, DVD media change, nothing else.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from hvmanager.backend.models import (
     VmConfig,
     VmState,
 )
+from hvmanager.backend.storage_layout import StorageLayout, storage_problems
 
 START_DELAY_MAX_S = 86400
 
@@ -59,6 +63,7 @@ class SettingsChange:
     start_delay_s: int | None = None
     stop_action: StopAction | None = None
     checkpoint_policy: CheckpointPolicy | None = None  # kept in metadata, not in ``VmConfig``
+    storage: StorageLayout | None = None  # controllers and drives (IDE, SCSI), not in ``VmConfig``
 
     @property
     def is_empty(self) -> bool:
@@ -294,12 +299,14 @@ def change_problems(
     host: HostInfo,
     other_names: frozenset[str],
     checkpoints: CheckpointSettings | None = None,
+    storage: StorageLayout | None = None,
 ) -> list[str]:
     """Every reason why ``change`` can't be applied to a VM in ``state`` (empty when it can).
 
     ``current`` is the VM's persistent configuration and ``other_names`` the names of the other
     VMs on the server (the VM's own name is ignored if present); ``checkpoints`` is needed to
-    check a new checkpoint policy.
+    check a new checkpoint policy, ``storage`` (the VM's current controllers and drives, of the
+    running VM while it runs) to check new storage.
     """
     problems: list[str] = []
     if change.memory is not None:
@@ -319,4 +326,9 @@ def change_problems(
             problems.append("The checkpoint settings of this virtual machine could not be read.")
         else:
             problems += checkpoint_problems(checkpoints, change.checkpoint_policy)
+    if change.storage is not None:
+        if storage is None:
+            problems.append("The storage controllers and drives of this virtual machine could not be read.")
+        else:
+            problems += storage_problems(storage, change.storage, state)
     return problems

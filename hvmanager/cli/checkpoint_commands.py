@@ -15,7 +15,7 @@ import fnmatch
 import re
 import shlex
 from collections.abc import Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from hvmanager.backend import checkpoint_chain, checkpoints
 from hvmanager.backend.checkpoint_journal import ChainBusyError, is_locked
@@ -208,35 +208,8 @@ def chain_text(chains: Sequence[checkpoint_chain.DiskChain]) -> str:
     return "\n\n".join(blocks)
 
 
-class MergeProgressLine:
-    """``Merging (n %)`` on one terminal line, rewritten in place; silent when not a terminal."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._enabled = _isatty(stream)
-        self._last: tuple[str, int] | None = None
-
-    def __call__(self, what: str, percent: float) -> None:
-        shown = (what, int(percent))
-        if not self._enabled or shown == self._last:
-            return
-        self._last = shown
-        self._stream.write(f"\r{what} ({shown[1]} %)")
-        self._stream.flush()
-
-    def finish(self) -> None:
-        """End the progress line (when one was written)."""
-        if self._last is not None:
-            self._stream.write("\n")
-            self._stream.flush()
-            self._last = None
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+# Kept under its old name: the progress printer moved to ``output`` (the disk verbs use it too).
+MergeProgressLine = output.ProgressLine
 
 
 # --- the verbs ----------------------------------------------------------------------------------

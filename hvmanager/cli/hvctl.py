@@ -18,7 +18,14 @@ from hvmanager import __version__
 from hvmanager.backend.connection import Server
 from hvmanager.backend.errors import HvError
 from hvmanager.backend.settings import default_local_uri, load_settings
-from hvmanager.cli import checkpoint_commands, host_commands, state_commands, vm_commands
+from hvmanager.cli import (
+    checkpoint_commands,
+    disk_commands,
+    host_commands,
+    state_commands,
+    storage_commands,
+    vm_commands,
+)
 from hvmanager.cli.context import Context
 
 PROG = "hvctl"
@@ -589,6 +596,9 @@ host) and files, each with file, format, file_size, virtual_size, owner and owne
     _vm_argument(p)
     p.add_argument("--checkpoint", metavar="CHECKPOINT", help="the chains of this checkpoint instead")
     _common_options(p)
+
+    disk_commands.add_verbs(sub, _verb, _common_options)
+    storage_commands.add_verbs(sub, _verb, _common_options)
 
 
 def _libvirt_version() -> str:

@@ -1,4 +1,4 @@
-"""How ``hvctl`` shows things: ``Format-Table``-like tables, TimeSpan uptimes, JSON."""
+"""How ``hvctl`` shows things: ``Format-Table``-like tables, TimeSpan uptimes, JSON, progress."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from hvmanager.backend import formatting
 from hvmanager.backend.models import VmConfig, VmInfo, VmStats
+from hvmanager.backend.vhd_types import VhdInfo
 
 GET_VM_HEADERS = ("Name", "State", "CPUUsage(%)", "MemoryAssigned(M)", "Uptime", "Status")
 STATUS_NORMAL = "Operating normally"
@@ -111,6 +112,55 @@ def vm_table(records: Sequence[dict[str, Any]]) -> str:
     return format_table(GET_VM_HEADERS, [vm_row(r) for r in records])
 
 
+def vhd_record(info: VhdInfo, users: Sequence[Any]) -> dict[str, Any]:
+    """One disk as ``get-vhd --json`` prints it (Get-VHD's fields in snake_case, and more)."""
+    return {
+        "path": info.path,
+        "vhd_format": info.format_label,
+        "format": info.format,
+        "vhd_type": info.type.value,
+        "file_size": info.file_size,
+        "size": info.size,
+        "minimum_size": info.minimum_size,
+        "logical_sector_size": info.logical_sector_size,
+        "physical_sector_size": info.physical_sector_size,
+        "block_size": info.block_size,
+        "parent_path": info.parent_path,
+        "disk_identifier": info.identifier,
+        "attached": bool(users),
+        "attached_to": [
+            {"vm_name": u.vm_name, "uuid": u.uuid, "running": u.running, "target": u.target} for u in users
+        ],
+        "parents": [{"path": p.path, "format": p.format, "present": p.present} for p in info.parents],
+    }
+
+
+def vhd_text(record: dict[str, Any]) -> str:
+    """A disk as Get-VHD lists it (``Format-List``), with who uses it and the parent chain."""
+    users = ", ".join(
+        f"{u['vm_name']} ({u['target']}{', running' if u['running'] else ''})" for u in record["attached_to"]
+    )
+    chain = "; ".join(f"{p['path']} ({'present' if p['present'] else 'missing'})" for p in record["parents"])
+    return format_list(
+        [
+            ("Path", record["path"]),
+            ("VhdFormat", record["vhd_format"]),
+            ("VhdType", record["vhd_type"]),
+            ("FileSize", record["file_size"]),
+            ("Size", record["size"]),
+            ("MinimumSize", record["minimum_size"]),
+            ("LogicalSectorSize", record["logical_sector_size"]),
+            ("PhysicalSectorSize", record["physical_sector_size"]),
+            ("BlockSize", record["block_size"]),
+            ("ParentPath", record["parent_path"]),
+            ("DiskIdentifier", record["disk_identifier"]),
+            ("Attached", str(record["attached"])),
+            ("AttachedTo", users),
+            ("ParentChain", chain),
+        ]
+    )
+
+
 def write_json(out: TextIO, value: object) -> None:
     """Pretty, stable JSON followed by a newline."""
     json.dump(value, out, indent=2, ensure_ascii=False)
@@ -127,3 +177,34 @@ def error_text(message: str, hint: str = "") -> str:
     """``hvctl: error: <message>`` and, when there is one, ``hvctl: hint: <hint>`` below it."""
     text = f"hvctl: error: {message}"
     return f"{text}\nhvctl: hint: {hint}" if hint else text
+
+
+class ProgressLine:
+    """``Merging (n %)`` on one terminal line, rewritten in place; silent when not a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._enabled = _isatty(stream)
+        self._last: tuple[str, int] | None = None
+
+    def __call__(self, what: str, percent: float) -> None:
+        shown = (what, int(percent))
+        if not self._enabled or shown == self._last:
+            return
+        self._last = shown
+        self._stream.write(f"\r{what} ({shown[1]} %)")
+        self._stream.flush()
+
+    def finish(self) -> None:
+        """End the progress line (when one was written)."""
+        if self._last is not None:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._last = None
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

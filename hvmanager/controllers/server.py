@@ -16,13 +16,23 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from hvmanager.backend import creation, guest_agent, inventory, operations, screenshot, vmsettings
+from hvmanager.backend import (
+    creation,
+    guest_agent,
+    inventory,
+    operations,
+    passthrough,
+    screenshot,
+    vm_storage,
+    vmsettings,
+)
 from hvmanager.backend.accel import AccelDecision
 from hvmanager.backend.connection import Server
 from hvmanager.backend.errors import HvError
 from hvmanager.backend.models import HostInfo, VmConfig, VmInfo, VmSpec, VmState, VmStats
 from hvmanager.backend.settings import AppSettings
 from hvmanager.backend.stats import StatsSampler, local_start_time
+from hvmanager.backend.storage_layout import HostDisk, StorageLayout
 from hvmanager.backend.vmspec import HostContext
 from hvmanager.controllers.checkpoints import CheckpointController
 from hvmanager.controllers.tasks import BlockingRunner, spawn
@@ -397,6 +407,19 @@ class ServerController(QObject):
             return await self._runner.run(vmsettings.checkpoint_settings, self.server.conn, dom)
         except HvError:
             return None
+
+    async def storage(self, uuid: str) -> tuple[StorageLayout | None, list[HostDisk]]:
+        """The VM's controllers and drives and the host disks it could pass through, for the
+        Settings dialog (None and [] on remote servers: their files can't be checked from here)."""
+        if not self.server.local:
+            return None, []
+        try:
+            dom = await self._runner.run(self.server.lookup, uuid)
+            layout = await self._runner.run(vm_storage.current_layout, dom)
+            disks = await self._runner.run(passthrough.host_disks, self.server.conn)
+        except HvError:
+            return None, []
+        return layout, disks
 
     async def inactive_xml(self, uuid: str) -> str:
         """The VM's persistent domain XML (for the Settings dialog)."""

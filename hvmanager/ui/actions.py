@@ -122,9 +122,17 @@ class AppActions(QObject):
         self.new_menu = QMenu("New", parent)
         self.new_menu.setObjectName("newMenu")
         self.new_menu.addAction(self.new_vm)
+        # The disk commands (disk_commands.py); their icons appear once resources/icons has them.
+        self.new_disk = _action(parent, "Hard Disk...", "hard-disk")
+        self.new_disk.setObjectName("actionNewHardDisk")
+        self.new_menu.addAction(self.new_disk)
         self.new = self.new_menu.menuAction()
         self.new.setIcon(icon("new"))
         self.hyperv_settings = _action(parent, "Hyper-V Settings...", "hyperv-settings")
+        self.edit_disk = _action(parent, "Edit Disk...", "edit-disk")
+        self.edit_disk.setObjectName("actionEditDisk")
+        self.inspect_disk = _action(parent, "Inspect Disk...", "inspect-disk")
+        self.inspect_disk.setObjectName("actionInspectDisk")
         self.refresh = _action(parent, "Refresh", "refresh", "F5")
         self.connect_server = _action(parent, "Connect to Server...", "server")
         self.remove_server = _action(parent, "Remove Server", "remove-server")
@@ -151,6 +159,8 @@ class AppActions(QObject):
         return [
             self.new,
             self.hyperv_settings,
+            self.edit_disk,
+            self.inspect_disk,
             None,
             self.refresh,
             None,
@@ -218,5 +228,7 @@ class AppActions(QObject):
         """Server actions need a connected (or at least a selected) server."""
         self.new.setEnabled(connected)
         self.new_vm.setEnabled(connected)
+        for disk_action in (self.new_disk, self.edit_disk, self.inspect_disk):
+            disk_action.setEnabled(connected)
         self.refresh.setEnabled(has_server)
         self.remove_server.setEnabled(has_server)

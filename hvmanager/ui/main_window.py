@@ -24,6 +24,7 @@ from hvmanager.controllers.server import ConnectionState, ServerController
 from hvmanager.ui.actions import AppActions
 from hvmanager.ui.checkpoint_commands import CheckpointCommands
 from hvmanager.ui.details_controller import DetailsPresenter
+from hvmanager.ui.disk_commands import DiskCommands
 from hvmanager.ui.resources import icon
 from hvmanager.ui.vm_commands import VmCommands
 from hvmanager.views.actions_pane import ActionsPane
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self.details = DetailsPresenter(self)
         self.commands = VmCommands(self)
         self.checkpoint_commands = CheckpointCommands(self)
+        self.disk_commands = DiskCommands(self)
         self.actions_pane.checkpoint_block.set_actions("", self.app_actions.checkpoint_block())
         self._wire()
         self._show_server("")

@@ -2,7 +2,8 @@
 
 ``WizardPage`` owns the inputs of one Hyper-V wizard page and knows how to check them: it runs the
 matching ``vmspec`` check on the spec the wizard builds from every field, shows the problem in its
-red ``problemLabel`` and reports itself incomplete so that Next and Finish stay disabled. Pages
+red ``problemLabel`` and reports itself incomplete so that Next and Finish stay disabled. Its base,
+``ProblemPage``, only shows the problem its owner found (the disk wizards use it). Pages
 announce every edit with ``changed``; the wizard then refreshes all pages at once.
 
 Also here: ``PageId`` (the pages in order), ``FileDialogs`` (the Browse… hooks tests replace) and
@@ -69,6 +70,14 @@ class FileDialogs:
     def choose_file(parent: QWidget, caption: str, start: str, filters: str) -> str:
         """Ask for an existing file."""
         path, _selected_filter = QFileDialog.getOpenFileName(parent, caption, start, filters)
+        return path
+
+    @staticmethod
+    def choose_new_file(parent: QWidget, caption: str, start: str, filters: str) -> str:
+        """Ask for the name of a file to create."""
+        path, _selected_filter = QFileDialog.getSaveFileName(
+            parent, caption, start, filters, options=QFileDialog.Option.DontConfirmOverwrite
+        )
         return path
 
 
@@ -175,20 +184,20 @@ def set_form_enabled(form: QFormLayout, enabled: bool) -> None:
 # --- the page base ---------------------------------------------------------------------------
 
 
-class WizardPage(QWizardPage):
-    """A page that checks its fields with a ``vmspec`` check and shows the problem in red."""
+class ProblemPage(QWizardPage):
+    """A page with a body and a red ``problemLabel`` under it; Next and Finish follow ``problem``.
+
+    The owner decides what the problem is (``show_problem``); the VM wizard's ``WizardPage``
+    computes it from a ``VmSpec``, the disk wizards from their requests.
+    """
 
     changed = Signal()
 
-    def __init__(
-        self, title: str, subtitle: str, spec_source: SpecSource, ctx: HostContext, check: Check
-    ) -> None:
+    def __init__(self, title: str, subtitle: str) -> None:
         super().__init__()
         self.setTitle(title)
         self.setSubTitle(subtitle)
-        self._spec_source = spec_source
-        self._ctx = ctx
-        self._check = check
+        self._problem = ""
         self.problem_label = QLabel()
         self.problem_label.setObjectName("problemLabel")
         self.problem_label.setWordWrap(True)
@@ -208,25 +217,21 @@ class WizardPage(QWizardPage):
         self._outer.setStretch(0, 1)
         self._outer.setStretch(1, 0)
 
-    def problem_for(self, spec: VmSpec) -> str | None:
-        """What is wrong with this page's part of ``spec`` (None when it is fine)."""
-        return self._check(spec, self._ctx)
-
     def isComplete(self) -> bool:
-        """Next (and Finish) are enabled only when this page's fields pass its check."""
-        return self.problem_for(self._spec_source()) is None
+        """Next (and Finish) are enabled only while no problem is shown."""
+        return not self._problem
 
-    def refresh(self, spec: VmSpec, spec_ok: bool, current: bool) -> None:
-        """Show this page's problem and offer Finish if the whole spec is valid.
+    def show_problem(self, problem: str, finish_ok: bool, current: bool) -> None:
+        """Show ``problem`` ("" for none) and offer Finish when ``finish_ok``.
 
         The page on screen also re-checks Next and Finish (``completeChanged``); the wizard asks
         the other pages again when it shows them.
         """
-        problem = self.problem_for(spec) or ""
+        self._problem = problem
         if self.problem_label.text() != problem:
             self.problem_label.setText(problem)
             self.problem_label.setVisible(bool(problem))
-        self.setFinalPage(spec_ok)
+        self.setFinalPage(finish_ok)
         if current:
             self.completeChanged.emit()
 
@@ -236,6 +241,30 @@ class WizardPage(QWizardPage):
     def notify(self, *_args: object) -> None:
         """Slot for every input's change signal."""
         self.changed.emit()
+
+
+class WizardPage(ProblemPage):
+    """A page that checks its fields with a ``vmspec`` check and shows the problem in red."""
+
+    def __init__(
+        self, title: str, subtitle: str, spec_source: SpecSource, ctx: HostContext, check: Check
+    ) -> None:
+        super().__init__(title, subtitle)
+        self._spec_source = spec_source
+        self._ctx = ctx
+        self._check = check
+
+    def problem_for(self, spec: VmSpec) -> str | None:
+        """What is wrong with this page's part of ``spec`` (None when it is fine)."""
+        return self._check(spec, self._ctx)
+
+    def isComplete(self) -> bool:
+        """Next (and Finish) are enabled only when this page's fields pass its check."""
+        return self.problem_for(self._spec_source()) is None
+
+    def refresh(self, spec: VmSpec, spec_ok: bool, current: bool) -> None:
+        """Show this page's problem and offer Finish if the whole spec is valid."""
+        self.show_problem(self.problem_for(spec) or "", spec_ok, current)
 
 
 def no_problem(_spec: VmSpec, _ctx: HostContext) -> str | None:

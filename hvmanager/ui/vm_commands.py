@@ -152,6 +152,7 @@ class VmCommands(QObject):
             spawn(self._settings(controller, infos[0].uuid))
 
     async def _settings(self, controller: ServerController, uuid: str) -> None:
+        from hvmanager.ui.settings_disk_links import connect_disk_buttons, disk_folder_of
         from hvmanager.ui.vm_settings_dialog import VmSettingsDialog
 
         config = await controller.config(uuid)
@@ -161,12 +162,23 @@ class VmCommands(QObject):
         inactive = await controller.inactive_config(uuid)
         others = frozenset(vm.name for vm in controller.vms.values()) - {info.name}
         checkpoints = await controller.checkpoint_settings(uuid)
+        storage, host_disks = await controller.storage(uuid)
         dialog = VmSettingsDialog(
-            inactive or config, info.state, controller.host, others, self.window, checkpoints=checkpoints
+            inactive or config,
+            info.state,
+            controller.host,
+            others,
+            self.window,
+            checkpoints=checkpoints,
+            storage=storage,
+            host_disks=host_disks,
         )
         dialog.apply_requested.connect(
             lambda change: spawn(self._apply_settings(controller, uuid, dialog, change))
         )
+        if storage is not None:
+            folder = disk_folder_of((inactive or config).folder, self.window.manager.settings.disk_folder)
+            connect_disk_buttons(dialog, self.window.disk_commands.controller_for(controller), folder)
         dialog.open()
         self.last_dialog = dialog
 
@@ -182,8 +194,9 @@ class VmCommands(QObject):
             return
         config = await controller.inactive_config(uuid)
         info = controller.vms.get(uuid)
+        storage, _disks = await controller.storage(uuid)
         if config is not None and info is not None and dialog.isVisible():
-            dialog.set_config(config, info.state)
+            dialog.set_config(config, info.state, storage=storage)
         if notes:
             box = QMessageBox(
                 QMessageBox.Icon.Information,

@@ -1,26 +1,28 @@
 """The VM Settings window: "Settings for <VM> on <server>", as in Hyper-V Manager.
 
-A tree on the left (Hardware: BIOS or Firmware, Memory, Processor; Management: Name, Checkpoints,
-Automatic Start Action, Automatic Stop Action), each entry with a one-line summary under its name,
-and the selected entry's page on the right. The Checkpoints page is there when the caller passes the
-VM's ``CheckpointSettings`` (local servers: checkpoints are not supported on remote ones). Every
-edit is checked at once with ``vmsettings.change_problems``; OK and Apply stay disabled while a
-problem is shown.
+A tree on the left (Hardware: Add Hardware, BIOS or Firmware, Memory, Processor, IDE Controller 0
+and 1, SCSI Controllers, each controller with its drives; Management: Name, Checkpoints, Automatic
+Start Action, Automatic Stop Action), each entry with a one-line summary under its name, and the
+selected entry's page on the right. The storage entries are there when the caller passes the VM's
+``StorageLayout`` (``settings_storage_section``), the Checkpoints page when it passes the VM's
+``CheckpointSettings`` (local servers: checkpoints are not supported on remote ones). Every edit is
+checked at once with ``vmsettings.change_problems``; OK and Apply stay disabled while a problem is
+shown.
 
 The dialog works on plain data (``VmConfig``, ``VmState``, ``HostInfo``) and never talks to
 libvirt: OK and Apply emit ``apply_requested`` with a ``SettingsChange``; the caller applies it
-off the GUI thread, reports errors and calls ``set_config`` with the new configuration.
+off the GUI thread, reports errors and calls ``set_config`` with the new configuration. A Hard
+Drive page's New, Edit and Inspect buttons are re-emitted as signals for the caller, which may then
+fill a new disk in with ``set_drive_path``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QPainter
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QApplication,
     QDialog,
     QDialogButtonBox,
     QFrame,
@@ -28,19 +30,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QStackedWidget,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from hvmanager.backend.checkpoint_xml import CheckpointPolicy
-from hvmanager.backend.models import HostInfo, StartAction, StopAction, VmConfig, VmState
+from hvmanager.backend.models import HostInfo, VmConfig, VmState
+from hvmanager.backend.storage_layout import Bus, HostDisk, StorageLayout, describe
 from hvmanager.backend.vmsettings_rules import (
-    CHECKPOINT_TYPE_LABELS,
     CheckpointSettings,
     SettingsChange,
     change_problems,
@@ -48,6 +45,7 @@ from hvmanager.backend.vmsettings_rules import (
     location_lock_reason,
 )
 from hvmanager.ui.settings_checkpoints_page import CheckpointsPage
+from hvmanager.ui.settings_drive_pages import DrivePage
 from hvmanager.ui.settings_pages import (
     BootOrderPage,
     MemoryPage,
@@ -57,102 +55,32 @@ from hvmanager.ui.settings_pages import (
     StartActionPage,
     StopActionPage,
 )
+from hvmanager.ui.settings_storage_section import StorageSection
+from hvmanager.ui.settings_tree import PAGE_ROLE, SUMMARY_ROLE, SettingsTree, entry_summaries
 
-SUMMARY_ROLE = Qt.ItemDataRole.UserRole + 1
-"""Item data role of a tree entry's summary line ("1024 MB", "Boot from CD", ...)."""
-PAGE_ROLE = Qt.ItemDataRole.UserRole + 2
-"""Item data role of a tree entry's page index in the stack."""
-
-_START_SUMMARY = {
-    StartAction.NOTHING: "None",
-    StartAction.START_IF_RUNNING: "Restart if previously running",
-    StartAction.START: "Always start",
-}
-_STOP_SUMMARY = {
-    StopAction.SAVE: "Save",
-    StopAction.TURN_OFF: "Turn off",
-    StopAction.SHUT_DOWN: "Shut down",
-}
-
-
-_Index = QModelIndex | QPersistentModelIndex
-
-
-class _SummaryDelegate(QStyledItemDelegate):
-    """Draws a tree entry as its name with a smaller grey summary line underneath."""
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
-        size = super().sizeHint(option, index)
-        if index.data(SUMMARY_ROLE) is None:
-            return QSize(size.width(), size.height() + 6)
-        return QSize(size.width(), option.fontMetrics.height() * 2 + 8)
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
-        summary = index.data(SUMMARY_ROLE)
-        if summary is None:
-            super().paint(painter, option, index)
-            return
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        name, opt.text = opt.text, ""
-        style = opt.widget.style() if opt.widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
-        text_rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, opt.widget)
-        self._draw_lines(painter, opt, text_rect, name, str(summary))
-
-    @staticmethod
-    def _draw_lines(
-        painter: QPainter, opt: QStyleOptionViewItem, rect: QRect, name: str, summary: str
-    ) -> None:
-        line = opt.fontMetrics.height()
-        top = rect.top() + (rect.height() - 2 * line) // 2
-        name_rect = QRect(rect.left() + 2, top, rect.width() - 4, line)
-        summary_rect = name_rect.translated(0, line)
-        painter.save()
-        painter.setFont(opt.font)
-        painter.setPen(opt.palette.color(opt.palette.ColorRole.Text))
-        align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
-        painter.drawText(
-            name_rect, align, opt.fontMetrics.elidedText(name, Qt.TextElideMode.ElideRight, name_rect.width())
-        )
-        painter.setPen(opt.palette.color(opt.palette.ColorRole.PlaceholderText))
-        painter.drawText(
-            summary_rect,
-            align,
-            opt.fontMetrics.elidedText(summary, Qt.TextElideMode.ElideRight, summary_rect.width()),
-        )
-        painter.restore()
-
-
-def _summaries(change: SettingsChange, config: VmConfig, policy: CheckpointPolicy | None) -> dict[str, str]:
-    """The summary line of every tree entry for the values shown (keyed by page title)."""
-    shown = change.applied_to(config)
-    boot = f"Boot from {shown.boot_order[0].label}" if shown.boot_order else ""
-    count = shown.processors
-    policy = change.checkpoint_policy or policy
-    return {
-        "Checkpoints": CHECKPOINT_TYPE_LABELS[policy.type] if policy else "",
-        "BIOS": "Boot from Linux kernel" if config.kernel_boot else boot,
-        "Firmware": "Boot from Linux kernel" if config.kernel_boot else boot,
-        "Memory": f"{shown.memory.startup_mib} MB",
-        "Processor": f"{count} Virtual processor{'s' if count != 1 else ''}",
-        "Name": shown.name,
-        "Automatic Start Action": _START_SUMMARY[shown.start_action],
-        "Automatic Stop Action": _STOP_SUMMARY[shown.stop_action],
-    }
+__all__ = ["PAGE_ROLE", "SUMMARY_ROLE", "VmSettingsDialog"]
 
 
 class VmSettingsDialog(QDialog):
     """Hyper-V's Settings window for one VM.
 
-    ``checkpoints`` (optional) adds the Checkpoints page, showing and checking those settings.
+    ``checkpoints`` (optional) adds the Checkpoints page, showing and checking those settings;
+    ``storage`` (optional) adds Add Hardware and the controller and drive pages, with
+    ``host_disks`` offered as physical hard disks.
 
     Signals:
         apply_requested(SettingsChange): OK or Apply was pressed with this change (OK then
             closes the window); the caller applies it and reports failures.
+        new_disk_requested(): a Hard Drive page's New was clicked (``current_drive_slot`` says
+            which drive; ``set_drive_path`` fills the new disk in).
+        edit_disk_requested(str), inspect_disk_requested(str): a Hard Drive page's Edit or
+            Inspect was clicked, with the path it shows.
     """
 
     apply_requested = Signal(object)
+    new_disk_requested = Signal()
+    edit_disk_requested = Signal(str)
+    inspect_disk_requested = Signal(str)
 
     def __init__(
         self,
@@ -163,15 +91,17 @@ class VmSettingsDialog(QDialog):
         parent: QWidget | None = None,
         *,
         checkpoints: CheckpointSettings | None = None,
+        storage: StorageLayout | None = None,
+        host_disks: Sequence[HostDisk] = (),
     ) -> None:
         super().__init__(parent)
         self.setObjectName("vmSettingsDialog")
-        self.resize(780, 540)
+        self.resize(800, 620)
         self._config, self._state, self._host = config, state, host
         self._other_names = other_names
         self._checkpoints = checkpoints
+        self._storage = storage
         self._baseline = SettingsChange()
-        self._items: list[QTreeWidgetItem] = []
         generation = generation_of(config)
         self.boot_page = BootOrderPage(generation)
         self.memory_page = MemoryPage(generation, host.memory_mib)
@@ -180,12 +110,13 @@ class VmSettingsDialog(QDialog):
         self.checkpoints_page = CheckpointsPage() if checkpoints is not None else None
         self.start_page = StartActionPage()
         self.stop_page = StopActionPage()
-        self.tree = QTreeWidget()
+        self.storage_section = StorageSection(generation, host_disks, self) if storage is not None else None
+        self.tree = SettingsTree()
         self.stack = QStackedWidget()
         self.problem = QLabel()
         self.buttons = QDialogButtonBox()
         self._build()
-        self.set_config(config, state, checkpoints)
+        self.set_config(config, state, checkpoints, storage=storage)
         self._select(self.boot_page)
 
     # --- building ------------------------------------------------------------------------------
@@ -209,44 +140,66 @@ class VmSettingsDialog(QDialog):
         layout.addLayout(body, 1)
         layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
-        for page in self._pages():
+        for page in self._hardware_pages() + self._management_pages():
             page.changed.connect(self._on_edited)
+        section = self.storage_section
+        if section is not None:
+            section.changed.connect(self._on_edited)
+            section.rebuilt.connect(self._rebuild_storage_items)
+            section.new_disk_requested.connect(self.new_disk_requested)
+            section.edit_disk_requested.connect(self.edit_disk_requested)
+            section.inspect_disk_requested.connect(self.inspect_disk_requested)
 
-    def _pages(self) -> tuple[SettingsPage, ...]:
-        """Every page in tree order: three Hardware pages, then the Management ones."""
-        checkpoints = (self.checkpoints_page,) if self.checkpoints_page is not None else ()
-        return (
-            self.boot_page,
-            self.memory_page,
-            self.processor_page,
-            self.name_page,
-            *checkpoints,
-            self.start_page,
-            self.stop_page,
-        )
+    def _hardware_pages(self) -> list[SettingsPage]:
+        """The Hardware pages above the controllers, in tree order."""
+        add = [self.storage_section.add_hardware_page] if self.storage_section is not None else []
+        return [*add, self.boot_page, self.memory_page, self.processor_page]
+
+    def _management_pages(self) -> list[SettingsPage]:
+        """The Management pages, in tree order."""
+        checkpoints = [self.checkpoints_page] if self.checkpoints_page is not None else []
+        return [self.name_page, *checkpoints, self.start_page, self.stop_page]
 
     def _build_tree(self) -> None:
-        self.tree.setObjectName("settingsTree")
-        self.tree.setHeaderHidden(True)
-        self.tree.setFixedWidth(240)
-        self.tree.setIndentation(14)
-        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.tree.setItemDelegate(_SummaryDelegate(self.tree))
-        groups = (("Hardware", self._pages()[:3]), ("Management", self._pages()[3:]))
-        for group_name, pages in groups:
-            group = QTreeWidgetItem(self.tree, [group_name])
-            group.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            font = QFont(group.font(0))
-            font.setBold(True)
-            group.setFont(0, font)
+        groups = (("Hardware", self._hardware_pages()), ("Management", self._management_pages()))
+        for title, pages in groups:
+            group = self.tree.add_group(title)
             for page in pages:
-                item = QTreeWidgetItem(group, [page.title])
-                item.setData(0, PAGE_ROLE, self.stack.addWidget(page))
-                item.setData(0, SUMMARY_ROLE, "")
-                self._items.append(item)
+                self._add_entry(group, page, None if page is self._add_hardware_page() else "")
             group.setExpanded(True)
         self.tree.currentItemChanged.connect(self._on_current_item)
         self.tree.itemSelectionChanged.connect(self._keep_selection)
+
+    def _add_entry(self, parent: QTreeWidgetItem, page: SettingsPage, summary: str | None) -> QTreeWidgetItem:
+        if self.stack.indexOf(page) < 0:
+            self.stack.addWidget(page)
+        return self.tree.add_entry(parent, page.title, page, summary)
+
+    def _add_hardware_page(self) -> SettingsPage | None:
+        return self.storage_section.add_hardware_page if self.storage_section is not None else None
+
+    def _rebuild_storage_items(self, show: QWidget | None = None) -> None:
+        """Remake the controller and drive entries at the end of Hardware, then show ``show`` (by
+        default the page shown, if it is still there)."""
+        section = self.storage_section
+        hardware = self.tree.topLevelItem(0)
+        if section is None or hardware is None:
+            return
+        show = show if show is not None else self.stack.currentWidget()
+        blocked = self.tree.blockSignals(True)
+        fixed = len(self._hardware_pages())
+        for row in reversed(range(fixed, hardware.childCount())):
+            hardware.takeChild(row)
+        for controller, drives in section.entries():
+            controller_item = self._add_entry(hardware, controller, None)
+            for drive in drives:
+                self._add_entry(controller_item, drive, drive.summary())
+            controller_item.setExpanded(True)
+        for page in section.take_discarded():
+            self.stack.removeWidget(page)
+            page.deleteLater()
+        self.tree.blockSignals(blocked)
+        self._select(show if show is not None and self.stack.indexOf(show) >= 0 else self.boot_page)
 
     def _build_buttons(self) -> None:
         self.ok_button = self._add_button("OK", "okButton", QDialogButtonBox.ButtonRole.AcceptRole)
@@ -269,12 +222,17 @@ class VmSettingsDialog(QDialog):
     # --- public API ----------------------------------------------------------------------------
 
     def set_config(
-        self, config: VmConfig, state: VmState, checkpoints: CheckpointSettings | None = None
+        self,
+        config: VmConfig,
+        state: VmState,
+        checkpoints: CheckpointSettings | None = None,
+        *,
+        storage: StorageLayout | None = None,
     ) -> None:
         """Show ``config`` (e.g. after an apply) as the unchanged state of every page.
 
         Without ``checkpoints`` the Checkpoints page keeps what it shows (just applied, after an
-        Apply) as the VM's policy.
+        Apply) as the VM's policy; without ``storage`` the storage pages do the same.
         """
         self._config, self._state = config, state
         self.setWindowTitle(f"Settings for {config.name} on {self._host.hostname}")
@@ -285,6 +243,7 @@ class VmSettingsDialog(QDialog):
         self.start_page.load(config.start_action, config.start_delay_s)
         self.stop_page.load(config.stop_action)
         self._load_checkpoints(checkpoints)
+        self._load_storage(state, storage)
         self._baseline = self._shown()
         self._on_edited()
 
@@ -299,6 +258,16 @@ class VmSettingsDialog(QDialog):
         self._checkpoints = checkpoints
         page.load(checkpoints.policy, checkpoints.default_folder, location_lock_reason(checkpoints))
 
+    def _load_storage(self, state: VmState, storage: StorageLayout | None) -> None:
+        section = self.storage_section
+        if section is None:
+            return
+        self._storage = storage if storage is not None else section.layout()
+        current = self.stack.currentWidget()
+        shown = section.key_of(current) if current is not None else None
+        section.load(self._storage, state)
+        self._rebuild_storage_items(section.page_for(shown))
+
     def change(self) -> SettingsChange:
         """What the user changed: only the fields that differ from the loaded configuration."""
         shown, base = self._shown(), self._baseline
@@ -312,9 +281,40 @@ class VmSettingsDialog(QDialog):
 
     def problems(self) -> list[str]:
         """Why the change can't be applied (empty when it can)."""
-        return change_problems(
-            self._config, self._state, self.change(), self._host, self._other_names, self._checkpoints
+        change = self.change()
+        problems = change_problems(
+            self._config,
+            self._state,
+            change,
+            self._host,
+            self._other_names,
+            self._checkpoints,
+            storage=self._storage,
         )
+        if change.storage is None or self.storage_section is None:
+            return problems
+        return self.storage_section.with_file_problems(problems, self._qemu_user())
+
+    def _qemu_user(self) -> str | None:
+        """The user QEMU runs as, when known (it must reach the files of new drives)."""
+        return self._checkpoints.qemu_user if self._checkpoints is not None else None
+
+    @property
+    def _items(self) -> list[QTreeWidgetItem]:
+        """Every page entry of the tree (scripts/screenshots.py walks them; ``tree.entries()`` is the
+        public way)."""
+        return list(self.tree.entries())
+
+    def current_drive_slot(self) -> tuple[Bus, int, int] | None:
+        """The controller and location of the drive whose page is shown (None: not a drive page)."""
+        page = self.stack.currentWidget()
+        return page.slot if isinstance(page, DrivePage) else None
+
+    def set_drive_path(self, slot: tuple[Bus, int, int], path: str) -> None:
+        """Make the hard drive at ``slot`` use the virtual hard disk at ``path`` (e.g. after the New
+        Virtual Hard Disk wizard made it); nothing happens if no hard drive is there."""
+        if self.storage_section is not None:
+            self.storage_section.set_drive_path(slot, path)
 
     # --- behaviour -----------------------------------------------------------------------------
 
@@ -330,6 +330,7 @@ class VmSettingsDialog(QDialog):
             start_delay_s=self.start_page.delay_s(),
             stop_action=self.stop_page.action(),
             checkpoint_policy=self.checkpoints_page.policy() if self.checkpoints_page is not None else None,
+            storage=self.storage_section.layout() if self.storage_section is not None else None,
         )
 
     def _on_edited(self) -> None:
@@ -343,19 +344,23 @@ class VmSettingsDialog(QDialog):
 
     def _update_summaries(self, change: SettingsChange) -> None:
         policy = self._checkpoints.policy if self._checkpoints is not None else None
-        summaries = _summaries(change, self._config, policy)
-        for item in self._items:
-            item.setData(0, SUMMARY_ROLE, summaries[item.text(0)])
+        summaries = entry_summaries(change, self._config, policy)
+        for item in self.tree.entries():
+            page = item.data(0, PAGE_ROLE)
+            if isinstance(page, DrivePage):
+                item.setData(0, SUMMARY_ROLE, page.summary())
+                item.setToolTip(0, describe(page.drive()))
+            elif item.data(0, SUMMARY_ROLE) is not None:
+                item.setData(0, SUMMARY_ROLE, summaries[item.text(0)])
 
     def _select(self, page: QWidget) -> None:
-        index = self.stack.indexOf(page)
-        for item in self._items:
-            if item.data(0, PAGE_ROLE) == index:
-                self.tree.setCurrentItem(item)
+        if self.tree.select_page(page):
+            self.stack.setCurrentWidget(page)
 
     def _on_current_item(self, item: QTreeWidgetItem | None, _previous: object) -> None:
-        if item is not None and item.data(0, PAGE_ROLE) is not None:
-            self.stack.setCurrentIndex(int(item.data(0, PAGE_ROLE)))
+        page = item.data(0, PAGE_ROLE) if item is not None else None
+        if isinstance(page, QWidget):
+            self.stack.setCurrentWidget(page)
 
     def _keep_selection(self) -> None:
         """A click on a group heading clears the selection: highlight the shown page again."""

@@ -1,5 +1,5 @@
-"""The details pane under the VM list: screen thumbnail and the Summary, Memory and Networking tabs
-of the selected VM, or the summary of the selected checkpoint in their place."""
+"""The details pane under the VM list: screen thumbnail and the Summary, Memory, Networking and
+Storage tabs of the selected VM, or the summary of the selected checkpoint in their place."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from hvmanager.backend.checkpoint_tree import Checkpoint
 from hvmanager.backend.formatting import format_created, format_memory
 from hvmanager.backend.models import Heartbeat, NicConfig, VmConfig, VmState, VmStats
+from hvmanager.views.storage_tab import StorageTab
 
 THUMBNAIL_SIZE = (176, 132)
 _NETWORK_HEADERS = ["Adapter", "Connected To", "MAC Address", "IP Addresses", "Status"]
@@ -118,6 +119,8 @@ class DetailsPane(QGroupBox):
         self.tabs.addTab(self.summary, "Summary")
         self.tabs.addTab(self.memory, "Memory")
         self.tabs.addTab(self.networking, "Networking")
+        self.storage = StorageTab()
+        self.tabs.addTab(self.storage, "Storage")
         self._nics: tuple[NicConfig, ...] = ()
         self.clear()
 
@@ -130,6 +133,7 @@ class DetailsPane(QGroupBox):
         self.summary.clear()
         self.memory.clear()
         self.networking.setRowCount(0)
+        self.storage.clear_all()
         self._nics = ()
         self.set_thumbnail(None, None)
         self.tabs.setEnabled(False)
@@ -150,6 +154,7 @@ class DetailsPane(QGroupBox):
         self._show_memory_config(config)
         self._nics = config.nics
         self._show_nics({}, state)
+        self.storage.set_drives(config.disks)
 
     # --- a checkpoint in place of the VM ----------------------------------------------------------
 
@@ -200,9 +205,10 @@ class DetailsPane(QGroupBox):
         self.memory.set("maximum", format_memory(memory.maximum_mib) if memory.dynamic else "")
 
     def show_stats(self, stats: VmStats | None) -> None:
-        """Show live memory figures."""
+        """Show live memory figures and each drive's throughput."""
         self.memory.set("assigned", format_memory(stats.assigned_mib) if stats else "")
         self.memory.set("demand", format_memory(stats.demand_mib) if stats else "")
+        self.storage.set_throughput(stats.disks if stats else ())
 
     def show_heartbeat(self, heartbeat: Heartbeat | None, state: VmState) -> None:
         """Heartbeat: whether the guest agent answers (None: not known yet)."""

@@ -49,6 +49,8 @@ Markers printed by the guest (one line each, on ttyS0 == /dev/console)::
     HVTEST: disks <sda vda sr0 ...>     /sys/block entries (no loop/ram/zram)
     HVTEST: ip <addr/prefix>            hvtest.ip applied ("ip failed ..." if not)
     HVTEST: mounted /dev/<d> on /mnt/<d> hvtest.mountdisk done ("mount failed <d> <why>")
+    HVTEST: block sda=<n> sdb=<n> ...   hvtest.watchdisks: the sd*/vd*/hd* disks and their
+                                        sizes in 512-byte sectors, at start and on every change
     HVTEST: agent started               hvtest.agent: qemu-ga holds the agent port open
     HVTEST: agent failed <reason>       ... or why it does not
     HVTEST: unknown option <key>        an hvtest.<key> the init script lacks
@@ -80,6 +82,13 @@ Kernel command line options read by ``/init`` (append them to
     (``vm.dirty_writeback_centisecs=0``): a file written there stays in the
     guest's page cache, and off the virtual disk, until something syncs or
     freezes that file system.
+``hvtest.watchdisks``
+    Print ``HVTEST: block sda=<sectors> sdb=<sectors> ...`` (the ``sd*``,
+    ``vd*`` and ``hd*`` entries of ``/sys/block`` with their sizes in 512-byte
+    sectors; just ``HVTEST: block`` when there are none) at once, then again
+    whenever that set or a size changes, polled every 0.5 s in the background:
+    a hot-added, hot-removed or online-expanded disk shows up on the serial
+    console within a second of the guest kernel noticing it.
 ``hvtest.agent``
     Start ``qemu-ga`` on the virtio-serial port ``org.qemu.guest_agent.0``
     (libvirt's guest agent channel). The guest has no udev, so ``/init`` makes

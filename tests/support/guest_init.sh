@@ -172,6 +172,37 @@ hvtest_opt_agent() {
     say "agent failed qemu-ga did not open /dev/$port"
 }
 
+# hvtest.watchdisks: print "HVTEST: block sda=<sectors> sdb=<sectors> ..." (the
+# sd*, vd* and hd* entries of /sys/block with their size in 512-byte sectors,
+# in ls order; "HVTEST: block" when there are none) at once, and again
+# whenever that set or a size changes (polled every 0.5 s in the background):
+# a hot-added, hot-removed or resized disk shows up on the serial console.
+block_sizes() {
+    line=block
+    for dev in $(ls /sys/block 2>/dev/null); do
+        case "$dev" in
+            sd* | vd* | hd*) line="$line $dev=$(cat "/sys/block/$dev/size" 2>/dev/null)" ;;
+        esac
+    done
+    echo "$line"
+}
+
+hvtest_opt_watchdisks() {
+    sizes=$(block_sizes)
+    say "$sizes"
+    (
+        prev=$sizes
+        while :; do
+            sleep 0.5
+            cur=$(block_sizes)
+            if [ "$cur" != "$prev" ]; then
+                say "$cur"
+                prev=$cur
+            fi
+        done
+    ) &
+}
+
 write_tick_record() {
     mark=$(dd if="/dev/$MARKDEV" bs=2048 count=1 iflag=direct 2>/dev/null | head -n 1 | tr -cd 'A-Za-z0-9-')
     printf 'HVTICK %d %s\n' "$1" "$mark" |
