@@ -9,6 +9,8 @@ pictures are grabbed from the real windows.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -42,13 +44,35 @@ def library(location: Path) -> dict[str, str]:
     vhd.create(NewVhd(str(base), "vpc", DiskType.DYNAMIC, 40 * GIB))
     vhd.create(NewVhd(str(child), "qcow2", DiskType.DIFFERENCING, parent=str(base)))
     vhd.create(NewVhd(str(data), "qcow2", DiskType.DYNAMIC, 100 * GIB))
-    return {"folder": str(folder), "base": str(base), "child": str(child), "data": str(data)}
+    files = {"folder": str(folder), "base": str(base), "child": str(child), "data": str(data)}
+    iso = _tools_iso(folder)
+    if iso:
+        files["iso"] = iso
+    return files
 
 
-def with_storage(layout: StorageLayout, data_disk: str) -> StorageLayout:
-    """``layout`` plus a SCSI controller holding ``data_disk`` (what the Settings pictures show)."""
-    drive = Drive(DriveKind.HARD_DISK, Bus.SCSI, 0, 0, data_disk, "qcow2")
-    return StorageLayout(layout.generation, max(layout.scsi_controllers, 1), (*layout.drives, drive))
+def _tools_iso(folder: Path) -> str | None:
+    """A small real ISO image for the DVD drive (when xorriso is installed)."""
+    if shutil.which("xorriso") is None:
+        return None
+    content = folder / "tools"
+    content.mkdir(exist_ok=True)
+    (content / "README.TXT").write_text("Guest tools for the documentation pictures.\n")
+    iso = folder / "Guest Tools.iso"
+    iso.unlink(missing_ok=True)
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "-quiet", "-V", "TOOLS", "-o", str(iso), str(content)], check=True
+    )
+    return str(iso)
+
+
+def with_storage(layout: StorageLayout, files: dict[str, str]) -> StorageLayout:
+    """``layout`` plus a SCSI controller holding the data disk, and a DVD drive with the ISO image
+    on IDE 1:0 (what the Settings pictures show)."""
+    added = [Drive(DriveKind.HARD_DISK, Bus.SCSI, 0, 0, files["data"], "qcow2")]
+    if "iso" in files:
+        added.append(Drive(DriveKind.DVD, Bus.IDE, 1, 0, files["iso"], "raw"))
+    return StorageLayout(layout.generation, max(layout.scsi_controllers, 1), (*layout.drives, *added))
 
 
 def _click(widget: QWidget, cls: type[Any], name: str) -> None:

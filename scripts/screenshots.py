@@ -83,6 +83,11 @@ def lab_switch() -> Iterator[None]:
         conn.close()
 
 
+def cmdline_of(guest: Any, index: int) -> str:
+    """The first VM's guest writes records to its disk each second (the Storage tab's figures)."""
+    return guest.cmdline + (" hvtest.writer=sda hvtest.markdev=sda" if index == 0 else "")
+
+
 @contextmanager
 def demo_vms() -> Iterator[list[str]]:
     """The VMs of the main window picture, in their states; removed afterwards."""
@@ -107,7 +112,7 @@ def demo_vms() -> Iterator[list[str]]:
                 memory,
                 network=SWITCH if index < 2 else None,
                 disk=NewDisk(20),
-                install=KernelBoot(str(guest.kernel), str(guest.initrd), guest.cmdline),
+                install=KernelBoot(str(guest.kernel), str(guest.initrd), cmdline_of(guest, index)),
                 notes="Front end of the intranet site." if index == 0 else "",
             )
             uuids.append(creation.create_vm(server, spec, decision))
@@ -183,7 +188,7 @@ async def main_window_shots(window: MainWindow) -> None:
     await save(window.actions_pane, "actions-pane")
 
 
-async def settings_shots(window: MainWindow, data_disk: str) -> None:
+async def settings_shots(window: MainWindow, files: dict[str, str]) -> None:
     """Every page of the VM Settings dialog (of the Off VM, where everything is editable)."""
     controller = window.manager.servers[URI]
     uuid = next(u for u, info in controller.vms.items() if info.name == "Test Lab")
@@ -192,7 +197,7 @@ async def settings_shots(window: MainWindow, data_disk: str) -> None:
     others = frozenset(info.name for info in controller.vms.values()) - {"Test Lab"}
     checkpoints = await controller.checkpoint_settings(uuid)
     dom = controller.server.lookup(uuid)
-    layout = with_storage(vm_storage.current_layout(dom), data_disk)
+    layout = with_storage(vm_storage.current_layout(dom), files)
     vm_storage.apply_layout(controller.server.conn, dom, layout)  # a SCSI controller with a data disk
     storage, host_disks = await controller.storage(uuid)
     dialog = VmSettingsDialog(
@@ -306,7 +311,7 @@ def main() -> int:
         with loop:
             loop.run_until_complete(main_window_shots(window))
             files = loop.run_until_complete(disk_shots(window, LOCATION, save, until))
-            loop.run_until_complete(settings_shots(window, files["data"]))
+            loop.run_until_complete(settings_shots(window, files))
             loop.run_until_complete(checkpoint_shots(window, save, until))
             ctx = loop.run_until_complete(manager.servers[URI].host_context())
             loop.run_until_complete(wizard_shots(ctx, settings, guest))

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,22 @@ def test_root() -> Path:
     return TEST_ROOT
 
 
-@pytest.fixture
-def vm_location(test_root: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    """A fresh folder for one test's VMs (removed afterwards)."""
-    folder = test_root / f"{request.node.name[:40]}-{os.getpid()}"
+@contextmanager
+def fresh_folder(test_root: Path, request: pytest.FixtureRequest, prefix: str = "") -> Iterator[Path]:
+    """An empty folder under ``test_root`` for one test (named after the test and this process),
+    removed afterwards."""
+    folder = test_root / f"{prefix}{request.node.name[:40]}-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def vm_location(test_root: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh folder for one test's VMs (removed afterwards)."""
+    with fresh_folder(test_root, request) as folder:
+        yield folder
 
 
 def vm_name(label: str) -> str:

@@ -8,19 +8,26 @@ call, our calls run in an executor, and libvirtaio then touches the asyncio loop
 threads (Qt aborted with "Timers cannot be started from another thread"). Callbacks run on the
 events thread: they copy identifiers into the ``EventSink`` and never call libvirt; the GUI's
 sink forwards them to the GUI thread as queued Qt signals.
+
+Also here: what a connection says about the machine it reaches (``is_local_uri``,
+``local_qemu_user``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import libvirt
 
+from hvmanager.backend import accel
 from hvmanager.backend.daemons import connect_hint
 from hvmanager.backend.errors import HvError, NotConnectedError
 from hvmanager.backend.models import HostInfo
@@ -93,6 +100,21 @@ def is_local_uri(uri: str) -> bool:
     """A URI of this machine's hypervisor (no host part, not the test driver)."""
     parsed = urlparse(uri)
     return not parsed.netloc and parsed.scheme in ("qemu", "kvm")
+
+
+def local_qemu_user(conn: Any) -> str | None:
+    """The user QEMU runs as on this machine (folders must be reachable by it), or None when the
+    server is another machine."""
+    with libvirt_errors("Reading the server's address"):
+        uri = str(conn.getURI())
+    if not is_local_uri(uri):
+        return None
+    if urlparse(uri).path.rstrip("/") == "/session":
+        return pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        return accel.qemu_user_from_conf(Path(accel.QEMU_CONF).read_text(encoding="utf-8"))
+    except OSError:
+        return "libvirt-qemu"  # Debian's default when qemu.conf can't be read
 
 
 class Server:

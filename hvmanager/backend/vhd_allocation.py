@@ -17,16 +17,12 @@ from collections.abc import Iterator
 
 from hvmanager.backend.qcow2_header import read_qcow2
 from hvmanager.backend.qemuimg import QEMU_IMG, run_tool
-from hvmanager.backend.vhd_headers import (
+from hvmanager.backend.vhd_headers import VHD_FIXED, VHD_SECTOR, VHD_UNUSED_BLOCK, read_vhd, vhd_bat
+from hvmanager.backend.vhdx_headers import (
     MIB,
     PAYLOAD_FULLY_PRESENT,
     PAYLOAD_PARTIALLY_PRESENT,
-    VHD_FIXED,
-    VHD_SECTOR,
-    VHD_UNUSED_BLOCK,
-    read_vhd,
     read_vhdx,
-    vhd_bat,
     vhdx_payload_blocks,
 )
 

@@ -32,10 +32,10 @@ from hvmanager.backend import limits, vhd_identity
 from hvmanager.backend.errors import HvError, ValidationError
 from hvmanager.backend.qemuimg import create_options, detect_format
 from hvmanager.backend.vhd_create_checks import copy_size, existing_disk_problem, request_problems
-from hvmanager.backend.vhd_headers import set_vhdx_sector_sizes
 from hvmanager.backend.vhd_inspect import inspect
 from hvmanager.backend.vhd_process import run_qemu_img
 from hvmanager.backend.vhd_types import DiskType, NewVhd, Progress, VhdInfo
+from hvmanager.backend.vhdx_headers import set_vhdx_sector_sizes
 
 __all__ = ["copy_size", "create", "differencing_format", "new_vhd_problems"]
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from hvmanager.backend import vhd_headers
+from hvmanager.backend import vhd_headers, vhdx_headers
 from hvmanager.backend.errors import HvError, ValidationError
 from hvmanager.backend.vhd_identity import identifier
 
@@ -117,7 +117,7 @@ def keep_identity(original: Path, rewritten: Path, fmt: str) -> None:
     wanted = identifier(str(original), fmt)
     if fmt == "vhdx":
         keep_vhdx_sector_sizes(original, rewritten)
-        after = vhd_headers.read_vhdx(str(rewritten))
+        after = vhdx_headers.read_vhdx(str(rewritten))
         if wanted and after.virtual_disk_id != wanted:
             _write_vhdx_disk_id(rewritten, after, wanted)
     elif wanted and identifier(str(rewritten), fmt) != wanted:
@@ -127,9 +127,9 @@ def keep_identity(original: Path, rewritten: Path, fmt: str) -> None:
 def keep_vhdx_sector_sizes(original: Path, rewritten: Path) -> None:
     """Give a VHDX written by QEMU (always 512-byte sectors) the original VHDX's physical sector
     size (QEMU reads only 512-byte logical sectors, so that one is 512 in both)."""
-    physical = vhd_headers.read_vhdx(str(original)).physical_sector_size
-    if vhd_headers.read_vhdx(str(rewritten)).physical_sector_size != physical:
-        vhd_headers.set_vhdx_sector_sizes(str(rewritten), None, physical)
+    physical = vhdx_headers.read_vhdx(str(original)).physical_sector_size
+    if vhdx_headers.read_vhdx(str(rewritten)).physical_sector_size != physical:
+        vhdx_headers.set_vhdx_sector_sizes(str(rewritten), None, physical)
 
 
 def reserve_space(path: Path) -> None:
@@ -148,8 +148,8 @@ def reserve_space(path: Path) -> None:
         os.close(fd)
 
 
-def _write_vhdx_disk_id(path: Path, vhdx: vhd_headers.VhdxFile, disk_id: str) -> None:
-    offset = vhdx.item_offsets.get(vhd_headers.VIRTUAL_DISK_ID)
+def _write_vhdx_disk_id(path: Path, vhdx: vhdx_headers.VhdxFile, disk_id: str) -> None:
+    offset = vhdx.item_offsets.get(vhdx_headers.VIRTUAL_DISK_ID)
     if offset is None:
         raise HvError(f"'{path}' has no virtual disk id item to keep the disk's identity in.")
     with open(path, "r+b") as handle:

@@ -18,8 +18,9 @@ import os
 import uuid
 
 from hvmanager.backend.errors import HvError
-from hvmanager.backend.vhd_headers import read_vhd, read_vhdx
+from hvmanager.backend.vhd_headers import read_vhd
 from hvmanager.backend.vhd_types import DiskType
+from hvmanager.backend.vhdx_headers import read_vhdx
 
 DISK_ID_XATTR = "user.hvmanager.disk-id"
 PARENT_ID_XATTR = "user.hvmanager.parent-id"

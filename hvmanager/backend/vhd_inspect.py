@@ -1,9 +1,9 @@
 """Inspecting virtual hard disk files (Get-VHD), including VHD/VHDX files made by other tools.
 
 The format comes from the file's magic bytes (``qemuimg.detect_format``, never a probe). Everything
-else is read from the file's own headers (``vhd_headers``, ``qcow2_header``), so VHD and VHDX
-differencing disks, which QEMU cannot open, inspect as well as the rest. How each format's type is
-decided:
+else is read from the file's own headers (``vhd_headers``, ``vhdx_headers``, ``qcow2_header``), so
+VHD and VHDX differencing disks, which QEMU cannot open, inspect as well as the rest. How each
+format's type is decided:
 
 - VHD and VHDX: the type written in the file (VHDX: "has parent" is differencing, "leave blocks
   allocated" is fixed).
@@ -29,9 +29,10 @@ from hvmanager.backend.errors import HvError
 from hvmanager.backend.qcow2_header import read_qcow2
 from hvmanager.backend.qemuimg import detect_format
 from hvmanager.backend.vhd_allocation import chain_data_end, minimum_size
-from hvmanager.backend.vhd_headers import VHD_DIFFERENCING, VHD_FIXED, read_vhd, read_vhdx
+from hvmanager.backend.vhd_headers import VHD_DIFFERENCING, VHD_FIXED, read_vhd
 from hvmanager.backend.vhd_identity import identifier, recorded_type
 from hvmanager.backend.vhd_types import DiskType, ParentLink, VhdInfo
+from hvmanager.backend.vhdx_headers import read_vhdx
 
 CHAIN_LIMIT = 64
 _VHD_LOCATOR_ORDER = ("W2ru", "MacX", "W2ku", "Wi2r", "Wi2k")

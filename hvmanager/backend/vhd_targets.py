@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hvmanager.backend import limits, vhd_headers
+from hvmanager.backend import limits, vhdx_headers
 from hvmanager.backend.errors import ValidationError
 from hvmanager.backend.qemuimg import create_options, image_info
 from hvmanager.backend.vhd_types import DiskType, VhdInfo
@@ -96,7 +96,7 @@ def vhdx_block_size(info: VhdInfo) -> int | None:
     """The block size written in a VHDX file (Get-VHD shows 0 for a fixed one, which has one too)."""
     if info.format != "vhdx":
         return None
-    return info.block_size or vhd_headers.read_vhdx(info.path).block_size
+    return info.block_size or vhdx_headers.read_vhdx(info.path).block_size
 
 
 def qcow2_details(path: str) -> dict[str, Any]:

@@ -1,15 +1,13 @@
 """Changing a VM's controllers and drives through libvirt, and expanding a running VM's disk.
 
-``apply_layout`` checks the rules of ``storage_layout`` against the VM as libvirt sees it (its
+``apply_layout`` checks the rules of ``storage_rules`` against the VM as libvirt sees it (its
 state, and its running configuration while it runs), checks each added disk file, image and
 physical disk, then:
 
 - for a VM that is off, defines the edited persistent XML in one call;
-- for a running or paused VM, removes hard drives (``detachDeviceFlags``, then waits until the
-  live XML no longer has the disk: the guest must release it), changes DVD media
-  (``updateDeviceFlags``) and adds hard drives (``attachDeviceFlags`` with an explicit address),
-  each on the running VM and in its configuration at once. When a step fails, the steps before it
-  are undone, so the VM ends as it was.
+- for a running or paused VM, removes hard drives, changes DVD media and adds hard drives, each on
+  the running VM and in its configuration at once (``vm_storage_live``). When a step fails, the
+  steps before it are undone, so the VM ends as it was.
 
 These functions block (run them in an executor) and take no lock: ``vmsettings.apply_settings``
 calls them under the VM's checkpoint lock, so no merge runs on a disk while it goes.
@@ -17,43 +15,26 @@ calls them under the VM's checkpoint lock, so no merge runs on a disk while it g
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from hvmanager.backend import inventory, limits, paths, qemuimg, storage_xml
-from hvmanager.backend.connection import is_local_uri, libvirt_errors
-from hvmanager.backend.errors import HvError, InvalidStateError, ValidationError
+from hvmanager.backend import inventory, limits, paths, qemuimg, storage_xml, storage_xml_edit
+from hvmanager.backend.connection import is_local_uri, libvirt_errors, local_qemu_user
+from hvmanager.backend.errors import InvalidStateError, ValidationError
 from hvmanager.backend.passthrough import passthrough_problem
-from hvmanager.backend.storage_layout import (
-    Drive,
-    DriveKind,
-    StorageLayout,
-    normalized,
-    slot_label,
-    slot_order,
-    storage_problems,
-)
-
-log = logging.getLogger(__name__)
-
-Undo = Callable[[], None]
-
-DETACH_TIMEOUT_S = 10.0
-POLL_INTERVAL_S = 0.1
-_XML_CONFIG = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+from hvmanager.backend.storage_layout import Drive, DriveKind, StorageLayout, normalized
+from hvmanager.backend.storage_rules import storage_problems
+from hvmanager.backend.vm_storage_live import CONFIG_XML_FLAGS, Undo, apply_live
 
 
 def current_xml(dom: Any) -> str:
     """The XML storage changes are checked against: the running configuration while the VM runs,
     else the persistent one."""
-    flags = 0 if dom.isActive() else _XML_CONFIG
+    flags = 0 if dom.isActive() else CONFIG_XML_FLAGS
     with libvirt_errors(f"Reading the configuration of '{dom.name()}'"):
         return str(dom.XMLDesc(flags))
 
@@ -64,12 +45,6 @@ def current_layout(dom: Any) -> StorageLayout:
 
 
 # --- checks of added media ----------------------------------------------------------------------
-
-
-def _qemu_user(conn: Any) -> str | None:
-    from hvmanager.backend.vmsettings import local_qemu_user  # vmsettings applies storage through here
-
-    return local_qemu_user(conn)
 
 
 def _file_problem(drive: Drive, qemu_user: str | None) -> str | None:
@@ -91,7 +66,7 @@ def media_problems(conn: Any, uuid: str, current: StorageLayout, new: StorageLay
         return []
     with libvirt_errors("Reading the server's address"):
         local = is_local_uri(str(conn.getURI()))
-    qemu_user = _qemu_user(conn) if local else None
+    qemu_user = local_qemu_user(conn) if local else None
     problems = []
     for drive in added:
         if drive.passthrough:
@@ -138,12 +113,12 @@ def apply_layout_undoable(conn: Any, dom: Any, new: StorageLayout) -> tuple[list
         raise ValidationError(" ".join(problems))
     if normalized(new) == current:
         return [], lambda: None
-    undo = _apply_live(dom, xml, new) if info.state.is_active else _apply_offline(conn, dom, xml, new)
+    undo = apply_live(dom, xml, new) if info.state.is_active else _apply_offline(conn, dom, xml, new)
     return _notes(current, new), undo
 
 
 def _apply_offline(conn: Any, dom: Any, xml: str, new: StorageLayout) -> Undo:
-    edited = storage_xml.edit_layout(xml, new)
+    edited = storage_xml_edit.edit_layout(xml, new)
     with libvirt_errors(f"Saving the storage settings of '{dom.name()}'"):
         conn.defineXML(edited)
 
@@ -151,126 +126,6 @@ def _apply_offline(conn: Any, dom: Any, xml: str, new: StorageLayout) -> Undo:
         conn.defineXML(xml)
 
     return undo
-
-
-class _Steps:
-    """Live steps done so far, undone in reverse order when a later one fails."""
-
-    def __init__(self) -> None:
-        self.undos: list[tuple[str, Undo]] = []
-
-    def undo_all(self) -> None:
-        for what, step in reversed(self.undos):
-            try:
-                step()
-            except Exception:  # best effort: the caller raises the first error
-                log.exception("undoing a storage change failed: %s", what)
-
-
-def _flags(dom: Any) -> int:
-    live = libvirt.VIR_DOMAIN_AFFECT_LIVE
-    return int(live | libvirt.VIR_DOMAIN_AFFECT_CONFIG) if dom.isPersistent() else int(live)
-
-
-def _apply_live(dom: Any, live_xml: str, new: StorageLayout) -> Undo:
-    flags = _flags(dom)
-    with libvirt_errors(f"Reading the configuration of '{dom.name()}'"):
-        config_xml = str(dom.XMLDesc(_XML_CONFIG)) if dom.isPersistent() else live_xml
-    config = {e.target: e.xml for e in storage_xml.read_drive_elements(config_xml)}
-    elements = {e.drive.slot: e for e in storage_xml.read_drive_elements(live_xml)}
-    wanted = {d.slot: d for d in new.drives}
-    removed, media, added = [], [], []
-    for slot in sorted(elements.keys() | wanted.keys(), key=slot_order):
-        old, drive = elements.get(slot), wanted.get(slot)
-        if old is not None and old.drive == drive:
-            continue
-        if old is not None and drive is not None and old.drive.kind is drive.kind is DriveKind.DVD:
-            media.append((old, drive))
-            continue
-        if old is not None:
-            removed.append(old)
-        if drive is not None:
-            added.append(drive)
-    used = storage_xml.target_names(live_xml) | storage_xml.target_names(config_xml)
-    steps = _Steps()
-    try:
-        for element in removed:
-            _remove(dom, config.get(element.target, element.xml), element, flags, steps)
-        for element, drive in media:
-            _change_media(dom, config.get(element.target, element.xml), drive, flags, steps)
-        for drive in added:
-            target = storage_xml.free_target(drive, used)
-            used.add(target)
-            _add(dom, drive, target, flags, steps)
-    except Exception:
-        steps.undo_all()
-        raise
-    return steps.undo_all
-
-
-def _live_and_config_targets(dom: Any) -> tuple[set[str], set[str]]:
-    live = storage_xml.target_names(str(dom.XMLDesc(0)))
-    config = storage_xml.target_names(str(dom.XMLDesc(_XML_CONFIG))) if dom.isPersistent() else live
-    return live, config
-
-
-def _restore(dom: Any, disk_xml: str, target: str, flags: int) -> None:
-    """Attach a disk again wherever it is missing (running VM, configuration)."""
-    live, config = _live_and_config_targets(dom)
-    missing = 0
-    if target not in live:
-        missing |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-    if target not in config:
-        missing |= flags & libvirt.VIR_DOMAIN_AFFECT_CONFIG
-    if missing:
-        dom.attachDeviceFlags(disk_xml, missing)
-
-
-def _wait_gone(dom: Any, target: str, where: str) -> None:
-    deadline = time.monotonic() + DETACH_TIMEOUT_S
-    while target in storage_xml.target_names(str(dom.XMLDesc(0))):
-        if time.monotonic() >= deadline:
-            raise HvError(
-                f"The hard drive at {where} was not removed: the guest did not release it within "
-                f"{DETACH_TIMEOUT_S:.0f} s.",
-                "Stop using the disk in the guest (unmount it), then try again.",
-            )
-        time.sleep(POLL_INTERVAL_S)
-
-
-def _remove(dom: Any, disk_xml: str, element: storage_xml.DriveElement, flags: int, steps: _Steps) -> None:
-    where = slot_label(*element.drive.slot)
-    steps.undos.append((f"put back {where}", lambda: _restore(dom, disk_xml, element.target, flags)))
-    with libvirt_errors(f"Removing the hard drive at {where} from '{dom.name()}'"):
-        dom.detachDeviceFlags(disk_xml, flags)
-        _wait_gone(dom, element.target, where)
-
-
-def _change_media(dom: Any, disk_xml: str, drive: Drive, flags: int, steps: _Steps) -> None:
-    where = slot_label(*drive.slot)
-    with libvirt_errors(f"Changing the media of the DVD drive at {where} of '{dom.name()}'"):
-        dom.updateDeviceFlags(storage_xml.media_xml(disk_xml, drive), flags)
-    steps.undos.append((f"media of {where}", lambda: dom.updateDeviceFlags(disk_xml, flags)))
-
-
-def _detach_new(dom: Any, disk_xml: str, target: str, flags: int, where: str) -> None:
-    """Take a hot-added disk back from wherever it got (running VM, configuration)."""
-    live, config = _live_and_config_targets(dom)
-    present = (libvirt.VIR_DOMAIN_AFFECT_LIVE if target in live else 0) | (
-        flags & libvirt.VIR_DOMAIN_AFFECT_CONFIG if target in config else 0
-    )
-    if present:
-        dom.detachDeviceFlags(disk_xml, present)
-    if present & libvirt.VIR_DOMAIN_AFFECT_LIVE:
-        _wait_gone(dom, target, where)
-
-
-def _add(dom: Any, drive: Drive, target: str, flags: int, steps: _Steps) -> None:
-    where = slot_label(*drive.slot)
-    disk_xml = storage_xml.new_disk_xml(drive, target)
-    with libvirt_errors(f"Adding the hard drive at {where} to '{dom.name()}'"):
-        dom.attachDeviceFlags(disk_xml, flags)
-    steps.undos.append((f"take back {where}", lambda: _detach_new(dom, disk_xml, target, flags, where)))
 
 
 # --- online expand ------------------------------------------------------------------------------

@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import copy as copy_module
 import logging
-import os
-import pwd
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from hvmanager.backend import accel, checkpoint_journal, domxml, inventory, operations, vm_storage
+from hvmanager.backend import checkpoint_journal, domxml, inventory, operations, vm_storage
 from hvmanager.backend.checkpoint_xml import edit_policy
 from hvmanager.backend.checkpoints import require_local
-from hvmanager.backend.connection import is_local_uri, libvirt_errors
+from hvmanager.backend.connection import libvirt_errors, local_qemu_user
 from hvmanager.backend.errors import HvError, ValidationError
 from hvmanager.backend.models import HostInfo, MemoryConfig, StartAction, VmConfig, VmState
 from hvmanager.backend.vmsettings_rules import (
@@ -65,6 +61,7 @@ __all__ = [
     "generation_of",
     "hardware_locked",
     "live_metadata_xml",
+    "local_qemu_user",
     "metadata_element_xml",
     "rename_problem",
 ]
@@ -198,21 +195,6 @@ def editable_xml(dom: Any) -> str:
     flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
     with libvirt_errors("Reading the configuration of a virtual machine"):
         return str(dom.XMLDesc(flags))
-
-
-def local_qemu_user(conn: Any) -> str | None:
-    """The user QEMU runs as on this machine (folders must be reachable by it), or None when the
-    server is another machine."""
-    with libvirt_errors("Reading the server's address"):
-        uri = str(conn.getURI())
-    if not is_local_uri(uri):
-        return None
-    if urlparse(uri).path.rstrip("/") == "/session":
-        return pwd.getpwuid(os.geteuid()).pw_name
-    try:
-        return accel.qemu_user_from_conf(Path(accel.QEMU_CONF).read_text(encoding="utf-8"))
-    except OSError:
-        return "libvirt-qemu"  # Debian's default when qemu.conf can't be read
 
 
 def checkpoint_settings(conn: Any, dom: Any) -> CheckpointSettings | None:

@@ -37,7 +37,8 @@ from hvmanager.backend.models import (
     VmConfig,
     VmState,
 )
-from hvmanager.backend.storage_layout import StorageLayout, storage_problems
+from hvmanager.backend.storage_layout import StorageLayout
+from hvmanager.backend.storage_rules import storage_problems
 
 START_DELAY_MAX_S = 86400
 

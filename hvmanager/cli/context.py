@@ -7,11 +7,12 @@ The verbs are in ``vm_commands``, ``state_commands`` and ``host_commands``.
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -24,6 +25,9 @@ from hvmanager.backend.errors import HvError
 from hvmanager.backend.settings import AppSettings
 from hvmanager.cli import output
 
+# hvctl's ``verb(sub, name, summary, description, handler)``, which modules that declare verbs
+# (``disk_commands``, ``storage_commands``) are handed by ``hvctl.build_parser``.
+VerbMaker = Callable[[Any, str, str, str, Callable[..., int]], argparse.ArgumentParser]
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 

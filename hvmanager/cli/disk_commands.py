@@ -10,9 +10,8 @@ from typing import Any
 
 from hvmanager.backend.vhd_types import DiskType
 from hvmanager.cli import disk_verbs
-from hvmanager.cli.context import Context
+from hvmanager.cli.context import Context, VerbMaker
 
-VerbMaker = Callable[[Any, str, str, str, Callable[..., int]], argparse.ArgumentParser]
 Handler = Callable[[Context, argparse.Namespace], int]
 
 _FORMATS_HELP = "vhdx, vhd, qcow2 or raw (default: from the extension: .vhdx, .vhd, .qcow2, .img)"

@@ -52,7 +52,12 @@ class DiskReport:
     @property
     def running_user(self) -> DiskUser | None:
         """The running VM that has the disk open, if any."""
-        return next((user for user in self.users or () if user.running), None)
+        return _running_user(self.users)
+
+
+def _running_user(users: tuple[DiskUser, ...] | None) -> DiskUser | None:
+    """The running VM among a disk's users, if any (None also when the users are unknown)."""
+    return next((user for user in users or () if user.running), None)
 
 
 class _ProgressRelay(QObject):
@@ -147,10 +152,7 @@ class DiskController(QObject):
         on_progress: OnProgress | None = None,
     ) -> VhdInfo:
         """Convert to a new file (the source is kept)."""
-        await self._require_offline(path)
-        return await self._with_progress(
-            destination, on_progress, vhd.convert, path, destination, fmt, disk_type
-        )
+        return await self._write_new(vhd.convert, path, destination, fmt, disk_type, on_progress)
 
     async def resize(self, path: str, size_bytes: int, on_progress: OnProgress | None = None) -> VhdInfo:
         """Expand or shrink a disk no running VM uses."""
@@ -160,8 +162,7 @@ class DiskController(QObject):
     async def expand_online(self, path: str, size_bytes: int) -> VhdInfo:
         """Expand the disk of a running VM through libvirt (the guest sees the new size)."""
         self._require_local()
-        users = await self._users(path)
-        running = next((user for user in users or () if user.running), None)
+        running = _running_user(await self._users(path))
         if running is None:
             raise InvalidStateError(
                 f"No running virtual machine uses '{path}' any more.", "Expand it offline."
@@ -185,10 +186,7 @@ class DiskController(QObject):
         on_progress: OnProgress | None = None,
     ) -> VhdInfo:
         """Write a differencing disk's whole content to a new standalone disk."""
-        await self._require_offline(path)
-        return await self._with_progress(
-            destination, on_progress, vhd.merge_to_new, path, destination, fmt, disk_type
-        )
+        return await self._write_new(vhd.merge_to_new, path, destination, fmt, disk_type, on_progress)
 
     async def reconnect(self, path: str, new_parent: str, ignore_id_mismatch: bool = False) -> VhdInfo:
         """Point a differencing disk at its moved parent."""
@@ -204,13 +202,26 @@ class DiskController(QObject):
     async def _require_offline(self, path: str) -> None:
         """Edits other than Expand need the disk closed: no running VM may have it open."""
         self._require_local()
-        users = await self._users(path)
-        running = next((user for user in users or () if user.running), None)
+        running = _running_user(await self._users(path))
         if running is not None:
             raise InvalidStateError(
                 f"'{path}' is in use by the running virtual machine '{running.vm_name}'.",
                 "Shut the virtual machine down first (a running VM's disk can only be expanded).",
             )
+
+    async def _write_new(
+        self,
+        func: Callable[..., VhdInfo],
+        path: str,
+        destination: str,
+        fmt: str,
+        disk_type: DiskType,
+        on_progress: OnProgress | None,
+    ) -> VhdInfo:
+        """``func(path, destination, fmt, disk_type, progress)``: a disk no running VM uses written
+        to a new file (its progress reported under the new file's name)."""
+        await self._require_offline(path)
+        return await self._with_progress(destination, on_progress, func, path, destination, fmt, disk_type)
 
     async def _with_progress(
         self, path: str, on_progress: OnProgress | None, func: Callable[..., T], *args: Any

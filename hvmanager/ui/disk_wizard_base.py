@@ -17,35 +17,26 @@ import asyncio
 import logging
 from collections.abc import Callable, Hashable, Sequence
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QFont, QFontMetrics
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QDialog,
-    QFrame,
-    QListWidget,
-    QListWidgetItem,
-    QStyle,
-    QWidget,
-    QWizard,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QDialog, QStyle, QWidget, QWizard
 
 from hvmanager.controllers.disks import DiskController
 from hvmanager.controllers.tasks import spawn
 from hvmanager.ui.disk_wizard_pages import SummaryPage
 from hvmanager.ui.new_vm_wizard_base import ProblemPage
+from hvmanager.ui.wizard_frame import PageListWizard
 
 log = logging.getLogger(__name__)
 
 WIZARD_SIZE = (760, 560)
-SIDE_PANEL_WIDTH = 170
 _UNCHECKED = object()
 
 
 # --- the wizard ------------------------------------------------------------------------------
 
 
-class DiskWizard(QWizard):
+class DiskWizard(PageListWizard):
     """A disk wizard: pages in a line, the last one a ``SummaryPage``.
 
     Subclasses provide ``field_problem``, ``check_key``/``run_checks``, ``summary``,
@@ -67,19 +58,8 @@ class DiskWizard(QWizard):
         self._closed = False
         self._failed_key: object = _UNCHECKED
         self._check_done = asyncio.Event()
-        self._setup_appearance()
+        self.setup_frame(QStyle.StandardPixmap.SP_DriveHDIcon)
         self.resize(*WIZARD_SIZE)
-
-    def _setup_appearance(self) -> None:
-        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
-        self.setOption(QWizard.WizardOption.HaveFinishButtonOnEarlyPages, True)
-        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, False)
-        self.setButtonText(QWizard.WizardButton.BackButton, "< &Previous")
-        self.setButtonText(QWizard.WizardButton.NextButton, "&Next >")
-        self.setButtonText(QWizard.WizardButton.FinishButton, "&Finish")
-        self.setButtonText(QWizard.WizardButton.CancelButton, "Cancel")
-        disk_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DriveHDIcon)
-        self.setPixmap(QWizard.WizardPixmap.LogoPixmap, disk_icon.pixmap(48, 48))
 
     def install_pages(self, pages: Sequence[ProblemPage], list_titles: Sequence[str]) -> None:
         """Add the pages (the last one the Summary) and the page list on the left."""
@@ -87,20 +67,7 @@ class DiskWizard(QWizard):
         for page_id, page in enumerate(self._pages):
             self.setPage(page_id, page)
             page.changed.connect(self.refresh)
-        self.page_list = QListWidget()
-        self.page_list.setObjectName("pageList")
-        self.page_list.setFrameShape(QFrame.Shape.NoFrame)
-        self.page_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.page_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.page_list.setSpacing(2)
-        for title in list_titles:
-            self.page_list.addItem(QListWidgetItem(title))
-        bold = QFont(self.page_list.font())
-        bold.setBold(True)
-        widest = max(QFontMetrics(bold).horizontalAdvance(title) for title in list_titles)
-        self.page_list.setFixedWidth(max(SIDE_PANEL_WIDTH, widest + 24))
-        self.page_list.itemClicked.connect(self._page_item_clicked)
-        self.setSideWidget(self.page_list)
+        self.add_page_list(list_titles)
         self.currentIdChanged.connect(self.refresh)
         self.refresh()
 
@@ -180,18 +147,9 @@ class DiskWizard(QWizard):
                 return page_id
         return len(self._pages) - 1
 
-    def jump_to(self, page_id: int) -> bool:
-        """Go to a page through Next/Back (so pages initialise as usual); False if out of reach."""
-        if page_id > self.furthest_reachable():
-            return False
-        while self.currentId() < page_id:
-            before = self.currentId()
-            self.next()
-            if self.currentId() == before:
-                break
-        while self.currentId() > page_id:
-            self.back()
-        return self.currentId() == page_id
+    def page_list_locked(self) -> bool:
+        """The page list takes no clicks while the operation runs."""
+        return self._running
 
     def validateCurrentPage(self) -> bool:  # noqa: N802 (Qt's name)
         """Next waits for the check of what was typed last."""
@@ -218,7 +176,7 @@ class DiskWizard(QWizard):
             for page_id, page in enumerate(self._pages):
                 page.show_problem(self.problem_of(page_id), finish_ok, page is current)
             self.summary_page.set_summary(self.summary())
-            self._update_page_list()
+            self.update_page_list()
         finally:
             self._refreshing = False
 
@@ -241,27 +199,6 @@ class DiskWizard(QWizard):
         if not self._closed:
             self.refresh()
             self.checks_finished()
-
-    def _update_page_list(self) -> None:
-        reachable = self.furthest_reachable()
-        current = self.currentId()
-        for row in range(self.page_list.count()):
-            item = self.page_list.item(row)
-            if row < len(self._pages) - 1 and item.text() != self._pages[row].title():
-                item.setText(self._pages[row].title())
-            font = item.font()
-            font.setBold(row == current)
-            item.setFont(font)
-            flags = Qt.ItemFlag.ItemIsSelectable
-            if row <= reachable and not self._running:
-                flags |= Qt.ItemFlag.ItemIsEnabled
-            item.setFlags(flags)
-        if current >= 0:
-            self.page_list.setCurrentRow(current)
-
-    def _page_item_clicked(self, item: QListWidgetItem) -> None:
-        self.jump_to(self.page_list.row(item))
-        self._update_page_list()
 
     # --- Finish -------------------------------------------------------------------------------
 
@@ -308,7 +245,7 @@ class DiskWizard(QWizard):
             QWizard.WizardButton.CancelButton,
         ):
             self.button(button).setEnabled(not running)
-        self._update_page_list()
+        self.update_page_list()
 
     def done(self, result: int) -> None:
         """Closing: not while the operation runs (it can't be stopped halfway)."""

@@ -15,11 +15,18 @@ from decimal import Decimal, InvalidOperation
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette, QTextBlockFormat, QTextCursor
-from PySide6.QtWidgets import QButtonGroup, QLabel, QLineEdit, QProgressBar, QRadioButton, QTextEdit
+from PySide6.QtWidgets import QButtonGroup, QLabel, QLineEdit, QProgressBar, QRadioButton, QTextEdit, QWidget
 
 from hvmanager.backend import limits
 from hvmanager.backend.vhd_types import DiskType
-from hvmanager.ui.new_vm_wizard_base import INDENT, PROBLEM_COLOR, ProblemPage, radio_button, text_label
+from hvmanager.ui.new_vm_wizard_base import (
+    INDENT,
+    PROBLEM_COLOR,
+    FileDialogs,
+    ProblemPage,
+    radio_button,
+    text_label,
+)
 
 DISK_FILTERS = "Virtual hard disks (*.vhdx *.vhd *.qcow2 *.img *.raw);;All files (*)"
 TYPE_LABELS = {
@@ -111,6 +118,13 @@ def size_edit(object_name: str, text: str) -> QLineEdit:
     edit.setMaximumWidth(110)
     edit.setAlignment(Qt.AlignmentFlag.AlignRight)
     return edit
+
+
+def browse_disk_file(page: QWidget, edit: QLineEdit) -> None:
+    """Browse... for an existing disk file: the chosen path replaces ``edit``'s text (Cancel keeps it)."""
+    path = FileDialogs.choose_file(page, "Open", edit.text(), DISK_FILTERS)
+    if path:
+        edit.setText(path)
 
 
 def gb_text(size: int) -> str:

@@ -9,6 +9,8 @@ checks them and runs the action.
 
 from __future__ import annotations
 
+from functools import partial
+
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -23,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from hvmanager.backend import limits
 from hvmanager.backend.vhd_types import DiskType, EditAction
-from hvmanager.ui.disk_wizard_pages import DISK_FILTERS, ChoicePage, size_edit
+from hvmanager.ui.disk_wizard_pages import DISK_FILTERS, ChoicePage, browse_disk_file, size_edit
 from hvmanager.ui.new_vm_wizard_base import (
     INDENT,
     FileDialogs,
@@ -100,7 +102,8 @@ class LocateDiskPage(ProblemPage):
         self.note = text_label("", "diskNoteLabel")
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        add_browse_row(form, "&Path:", self.path_edit, "diskBrowseButton", self._browse)
+        browse = partial(browse_disk_file, self, self.path_edit)
+        add_browse_row(form, "&Path:", self.path_edit, "diskBrowseButton", browse)
         self.body.addWidget(
             text_label(
                 "Specify the virtual hard disk to edit. If the disk belongs to a virtual machine "
@@ -122,11 +125,6 @@ class LocateDiskPage(ProblemPage):
         self.facts.setText(facts)
         self.note.setText(note)
         self.note.setVisible(bool(note))
-
-    def _browse(self) -> None:
-        path = FileDialogs.choose_file(self, "Open", self.path_edit.text(), DISK_FILTERS)
-        if path:
-            self.path_edit.setText(path)
 
 
 def action_page() -> ChoicePage:
@@ -269,9 +267,8 @@ class ActionPage(ProblemPage):
         reconnect = self._page((EditAction.RECONNECT,), self.reconnect_text)
         parent_form = QFormLayout()
         parent_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        add_browse_row(
-            parent_form, "&Parent:", self.parent_edit, "newParentBrowseButton", self._browse_parent
-        )
+        browse = partial(browse_disk_file, self, self.parent_edit)
+        add_browse_row(parent_form, "&Parent:", self.parent_edit, "newParentBrowseButton", browse)
         parent_form.addRow("", self.ignore_id_check)
         reconnect.insertLayout(1, parent_form)
 
@@ -290,8 +287,3 @@ class ActionPage(ProblemPage):
     def _merge_toggled(self, *_args: object) -> None:
         set_form_enabled(self.merge_form, self.merge_new_radio.isChecked())
         self.changed.emit()
-
-    def _browse_parent(self) -> None:
-        path = FileDialogs.choose_file(self, "Open", self.parent_edit.text(), DISK_FILTERS)
-        if path:
-            self.parent_edit.setText(path)

@@ -7,6 +7,8 @@ checks it and shows each page's problem.
 
 from __future__ import annotations
 
+from functools import partial
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -24,7 +26,7 @@ from PySide6.QtWidgets import (
 from hvmanager.backend import limits
 from hvmanager.backend.storage_layout import HostDisk
 from hvmanager.backend.vhd_types import DiskType
-from hvmanager.ui.disk_wizard_pages import DISK_FILTERS, maximum_size, size_edit
+from hvmanager.ui.disk_wizard_pages import browse_disk_file, maximum_size, size_edit
 from hvmanager.ui.new_vm_wizard_base import (
     INDENT,
     FileDialogs,
@@ -126,6 +128,7 @@ class ConfigureDiskPage(ProblemPage):
         self.host_disks = QTreeWidget()
         self.host_disks.setObjectName("hostDiskList")
         self.host_disks.setHeaderLabels(["Physical Hard Disk", "Size", "Description"])
+        self.host_disks.setColumnWidth(0, 170)
         self.host_disks.setRootIsDecorated(False)
         self.host_disks.setMaximumHeight(96)
         self.source_edit = QLineEdit()
@@ -136,6 +139,7 @@ class ConfigureDiskPage(ProblemPage):
         self.copy_note = text_label("", "copyNoteLabel")
         self.copy_note.setContentsMargins(INDENT, 0, 0, 0)
         self.block_edit = digits_edit("blockSizeEdit", 0)
+        self.block_edit.setMinimumWidth(70)
         self.block_edit.clear()  # empty: the default block size
         self.logical_combo = self._sector_combo("logicalSectorCombo")
         self.physical_combo = self._sector_combo("physicalSectorCombo")
@@ -172,9 +176,8 @@ class ConfigureDiskPage(ProblemPage):
         contents.addLayout(self.physical_form)
         contents.addWidget(self.virtual_radio)
         self.virtual_form = indented_form()
-        add_browse_row(
-            self.virtual_form, "Pat&h:", self.source_edit, "sourceBrowseButton", self._browse_source
-        )
+        browse_source = partial(browse_disk_file, self, self.source_edit)
+        add_browse_row(self.virtual_form, "Pat&h:", self.source_edit, "sourceBrowseButton", browse_source)
         contents.addLayout(self.virtual_form)
         contents.addWidget(self.copy_note)
         self.parent_section = QWidget()
@@ -182,7 +185,8 @@ class ConfigureDiskPage(ProblemPage):
         parent = QFormLayout(self.parent_section)
         parent.setContentsMargins(0, 0, 0, 0)
         parent.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        add_browse_row(parent, "&Parent:", self.parent_edit, "parentBrowseButton", self._browse_parent)
+        browse_parent = partial(browse_disk_file, self, self.parent_edit)
+        add_browse_row(parent, "&Parent:", self.parent_edit, "parentBrowseButton", browse_parent)
         parent.addRow(self.parent_note)
         self.vhdx_box = QGroupBox("Advanced (VHDX)")
         self.vhdx_box.setObjectName("vhdxAdvancedBox")
@@ -273,13 +277,3 @@ class ConfigureDiskPage(ProblemPage):
         set_form_enabled(self.physical_form, self.physical_radio.isChecked())
         set_form_enabled(self.virtual_form, self.virtual_radio.isChecked())
         self.changed.emit()
-
-    def _browse_source(self) -> None:
-        path = FileDialogs.choose_file(self, "Open", self.source_edit.text(), DISK_FILTERS)
-        if path:
-            self.source_edit.setText(path)
-
-    def _browse_parent(self) -> None:
-        path = FileDialogs.choose_file(self, "Open", self.parent_edit.text(), DISK_FILTERS)
-        if path:
-            self.parent_edit.setText(path)

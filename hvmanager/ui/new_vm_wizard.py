@@ -13,17 +13,8 @@ creates the VM off the GUI thread. No libvirt here; the checks only stat files a
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QFrame,
-    QListWidget,
-    QListWidgetItem,
-    QStyle,
-    QWidget,
-    QWizard,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QStyle, QWidget
 
 from hvmanager.backend import limits, paths, vmspec
 from hvmanager.backend.models import (
@@ -48,11 +39,11 @@ from hvmanager.ui.new_vm_wizard_machine_pages import (
     NetworkPage,
 )
 from hvmanager.ui.new_vm_wizard_media_pages import DiskPage, InstallPage, SummaryPage
+from hvmanager.ui.wizard_frame import PageListWizard
 
 __all__ = ["FileDialogs", "NewVmWizard", "PageId", "summary_lines", "summary_text"]
 
 WIZARD_SIZE = (720, 540)
-SIDE_PANEL_WIDTH = 170
 
 
 def _memory_text(memory: MemoryConfig) -> str:
@@ -106,7 +97,7 @@ def summary_text(spec: VmSpec) -> str:
     return "\n".join(f"{label}:\t{value}" for label, value in summary_lines(spec))
 
 
-class NewVmWizard(QWizard):
+class NewVmWizard(PageListWizard):
     """Hyper-V's New Virtual Machine Wizard; emits ``spec_accepted(VmSpec)`` on Finish."""
 
     spec_accepted = Signal(object)
@@ -117,7 +108,7 @@ class NewVmWizard(QWizard):
         self._refreshing = False
         self.setWindowTitle("New Virtual Machine Wizard")
         self.setObjectName("newVmWizard")
-        self._setup_appearance()
+        self.setup_frame(QStyle.StandardPixmap.SP_ComputerIcon)
         self.before_page = BeforeYouBeginPage(self.spec, ctx)
         self.name_page = NameLocationPage(self.spec, ctx, settings.vm_folder)
         self.generation_page = GenerationPage(self.spec, ctx)
@@ -131,8 +122,7 @@ class NewVmWizard(QWizard):
             page.setObjectName(first + "".join(word.title() for word in rest) + "Page")
             self.setPage(page_id, page)
             page.changed.connect(self._refresh)
-        self.page_list = self._build_page_list()
-        self.setSideWidget(self.page_list)
+        self.add_page_list([page.title() for page in self._pages()[:-1]] + ["Summary"])
         self.currentIdChanged.connect(self._refresh)
         self.resize(*WIZARD_SIZE)
         self._refresh()
@@ -148,34 +138,6 @@ class NewVmWizard(QWizard):
             self.install_page,
             self.summary_page,
         )
-
-    def _setup_appearance(self) -> None:
-        self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
-        self.setOption(QWizard.WizardOption.HaveFinishButtonOnEarlyPages, True)
-        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, False)
-        self.setButtonText(QWizard.WizardButton.BackButton, "< &Previous")
-        self.setButtonText(QWizard.WizardButton.NextButton, "&Next >")
-        self.setButtonText(QWizard.WizardButton.FinishButton, "&Finish")
-        self.setButtonText(QWizard.WizardButton.CancelButton, "Cancel")
-        icon = self.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon)
-        self.setPixmap(QWizard.WizardPixmap.LogoPixmap, icon.pixmap(48, 48))
-
-    def _build_page_list(self) -> QListWidget:
-        page_list = QListWidget()
-        page_list.setObjectName("pageList")
-        page_list.setFrameShape(QFrame.Shape.NoFrame)
-        page_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        page_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        page_list.setSpacing(2)
-        titles = [page.title() for page in self._pages()[:-1]] + ["Summary"]
-        for title in titles:
-            page_list.addItem(QListWidgetItem(title))
-        bold = QFont(page_list.font())
-        bold.setBold(True)
-        widest = max(QFontMetrics(bold).horizontalAdvance(title) for title in titles)
-        page_list.setFixedWidth(max(SIDE_PANEL_WIDTH, widest + 24))
-        page_list.itemClicked.connect(self._page_item_clicked)
-        return page_list
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -202,19 +164,6 @@ class NewVmWizard(QWizard):
                 return page_id
         return PageId.SUMMARY
 
-    def jump_to(self, page_id: int) -> bool:
-        """Go to a page through Next/Back (so pages initialise as usual); False if out of reach."""
-        if page_id > self.furthest_reachable():
-            return False
-        while self.currentId() < page_id:
-            before = self.currentId()
-            self.next()
-            if self.currentId() == before:
-                break
-        while self.currentId() > page_id:
-            self.back()
-        return self.currentId() == page_id
-
     def accept(self) -> None:
         """Finish: hand the spec over, unless it is invalid (then stay and show why)."""
         spec = self.spec()
@@ -238,7 +187,7 @@ class NewVmWizard(QWizard):
             for page in self._pages():
                 page.refresh(spec, spec_ok, page is current)
             self.summary_page.set_summary(summary_text(spec))
-            self._update_page_list()
+            self.update_page_list()
         finally:
             self._refreshing = False
 
@@ -249,22 +198,3 @@ class NewVmWizard(QWizard):
         self.disk_page.set_generation(generation)
         self.disk_page.follow_vm(self.name_page.name(), self.name_page.location())
         self.install_page.set_network(self.network_page.network())
-
-    def _update_page_list(self) -> None:
-        reachable = self.furthest_reachable()
-        current = self.currentId()
-        for row in range(self.page_list.count()):
-            item = self.page_list.item(row)
-            font = item.font()
-            font.setBold(row == current)
-            item.setFont(font)
-            flags = Qt.ItemFlag.ItemIsSelectable
-            if row <= reachable:
-                flags |= Qt.ItemFlag.ItemIsEnabled
-            item.setFlags(flags)
-        if current >= 0:
-            self.page_list.setCurrentRow(current)
-
-    def _page_item_clicked(self, item: QListWidgetItem) -> None:
-        self.jump_to(self.page_list.row(item))
-        self._update_page_list()

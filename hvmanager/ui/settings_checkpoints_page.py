@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from hvmanager.backend import vmsettings_rules as vmsettings
 from hvmanager.backend.checkpoint_tree import CheckpointType
 from hvmanager.backend.checkpoint_xml import CheckpointPolicy
-from hvmanager.ui.settings_pages import SettingsPage, wrapped_label
+from hvmanager.ui.settings_pages import SettingsPage, indented, wrapped_label
 
 
 class CheckpointsPage(SettingsPage):
@@ -73,14 +73,14 @@ class CheckpointsPage(SettingsPage):
         types = QVBoxLayout(self.type_box)
         types.addWidget(self.production)
         types.addWidget(
-            _indented(
+            indented(
                 wrapped_label("Disks only, with the guest's file systems frozen by the QEMU guest agent."),
                 self.fallback,
             )
         )
         types.addWidget(self.standard)
         types.addWidget(
-            _indented(wrapped_label("Disks, memory and device state: the VM resumes where it was."))
+            indented(wrapped_label("Disks, memory and device state: the VM resumes where it was."))
         )
         self.add(self.type_box)
         location_box = QGroupBox("Checkpoint File Location")
@@ -149,13 +149,3 @@ class CheckpointsPage(SettingsPage):
         dialog.fileSelected.connect(self.location.setText)
         dialog.open()
         self.browse_dialog = dialog
-
-
-def _indented(*widgets: QWidget) -> QWidget:
-    """Widgets under a radio button, lined up with its text."""
-    holder = QWidget()
-    column = QVBoxLayout(holder)
-    column.setContentsMargins(22, 0, 0, 4)
-    for widget in widgets:
-        column.addWidget(widget)
-    return holder

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from hvmanager.backend import paths, qemuimg
 from hvmanager.backend.storage_layout import Bus, Drive, DriveKind, StorageLayout, controllers, slot_label
-from hvmanager.ui.settings_pages import SettingsPage, wrapped_label
+from hvmanager.ui.settings_pages import SettingsPage, indented, wrapped_label
 from hvmanager.ui.settings_storage_pages import (
     StorageRules,
     controller_name,
@@ -71,16 +71,6 @@ def file_problem(drive: Drive, loaded: Drive | None, qemu_user: str | None = Non
     problem = paths.existing_file_problem(drive.path, qemu_user)
     what = "Virtual hard disk" if drive.kind is DriveKind.HARD_DISK else "Image file"
     return f"{what} at {where}: {problem}" if problem else None
-
-
-def indented(*widgets: QWidget) -> QWidget:
-    """Widgets under a radio button, lined up with its text."""
-    holder = QWidget()
-    column = QVBoxLayout(holder)
-    column.setContentsMargins(22, 0, 0, 4)
-    for widget in widgets:
-        column.addWidget(widget)
-    return holder
 
 
 def button_row(*widgets: QWidget, stretch_first: bool = False) -> QWidget:

@@ -11,11 +11,11 @@ from PySide6.QtWidgets import QButtonGroup, QComboBox, QGroupBox, QLineEdit, QRa
 
 from hvmanager.backend import limits
 from hvmanager.backend.storage_layout import Drive, DriveKind, HostDisk
-from hvmanager.ui.settings_drive_pages import DrivePage, button_row, file_format, indented
-from hvmanager.ui.settings_pages import wrapped_label
+from hvmanager.ui.disk_wizard_pages import DISK_FILTERS
+from hvmanager.ui.settings_drive_pages import DrivePage, button_row, file_format
+from hvmanager.ui.settings_pages import indented, wrapped_label
 from hvmanager.ui.settings_storage_pages import StorageRules, page_button
 
-DISK_FILTERS = "Virtual hard disks (*.vhdx *.vhd *.qcow2 *.img *.raw);;All files (*)"
 PHYSICAL_NOTE = "Physical hard disks that are mounted or in use can't be attached."
 
 

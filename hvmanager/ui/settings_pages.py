@@ -43,7 +43,7 @@ from hvmanager.backend.models import (
 DYNAMIC_MINIMUM_DEFAULT_MIB = 512
 
 
-def _state_note(state: VmState) -> str:
+def state_note(state: VmState) -> str:
     """Hyper-V's note on pages whose settings the VM's state locks."""
     how = (
         "start the virtual machine and shut it down, or delete its saved state,"
@@ -72,6 +72,16 @@ def wrapped_label(text: str = "") -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
     return label
+
+
+def indented(*widgets: QWidget) -> QWidget:
+    """Widgets under a radio button, lined up with its text."""
+    holder = QWidget()
+    column = QVBoxLayout(holder)
+    column.setContentsMargins(22, 0, 0, 4)
+    for widget in widgets:
+        column.addWidget(widget)
+    return holder
 
 
 def _megabytes_spin(name: str, maximum: int) -> QSpinBox:
@@ -294,15 +304,15 @@ class MemoryPage(SettingsPage):
     @staticmethod
     def _note(memory: MemoryConfig, state: VmState) -> str:
         if state is VmState.SAVED:
-            return _state_note(state) + " A saved virtual machine resumes with its memory."
+            return state_note(state) + " A saved virtual machine resumes with its memory."
         if not state.is_active:
             return ""
         if memory.dynamic:
-            return _state_note(state) + (
+            return state_note(state) + (
                 " While it runs, Minimum RAM can be lowered and Maximum RAM raised; a new "
                 "Maximum RAM takes effect at the next start."
             )
-        return _state_note(state)
+        return state_note(state)
 
     def memory(self) -> MemoryConfig:
         """The memory settings as shown."""
@@ -349,7 +359,7 @@ class ProcessorPage(SettingsPage):
         self.spin.blockSignals(with_signals)
         locked = vmsettings.hardware_locked(state)
         self.spin.setEnabled(not locked)
-        self.note.set_text(_state_note(state) if locked else "")
+        self.note.set_text(state_note(state) if locked else "")
 
     def count(self) -> int:
         """The number as shown."""

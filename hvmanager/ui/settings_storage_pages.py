@@ -23,7 +23,7 @@ from hvmanager.backend.storage_layout import (
     DriveKind,
     StorageLayout,
 )
-from hvmanager.ui.settings_pages import SettingsPage, _state_note, wrapped_label
+from hvmanager.ui.settings_pages import SettingsPage, state_note, wrapped_label
 
 KIND_LABELS = {DriveKind.HARD_DISK: "Hard Drive", DriveKind.DVD: "DVD Drive"}
 """Tree and list names of the drive kinds, as Hyper-V names them."""
@@ -54,7 +54,7 @@ def free_locations(layout: StorageLayout, bus: Bus, controller: int) -> list[int
 class StorageRules:
     """What the VM's state (when the window was loaded) lets the storage pages change.
 
-    Hyper-V's rules, as ``storage_layout.storage_change_problems`` checks them: while the VM runs
+    Hyper-V's rules, as ``storage_rules.storage_change_problems`` checks them: while the VM runs
     (or is paused), hard drives on SCSI can be added and removed, but nothing on IDE, no controller
     and no DVD drive; an attached drive keeps its controller and location; the media of a DVD
     drive may change. A saved VM resumes with the hardware it was saved with, and a VM starting or
@@ -76,8 +76,7 @@ class StorageRules:
         """Why no storage setting can change now (saved, starting, stopping), or None."""
         if self.state is VmState.SAVED:
             return (
-                _state_note(self.state)
-                + " A saved virtual machine resumes with the drives it was saved with."
+                state_note(self.state) + " A saved virtual machine resumes with the drives it was saved with."
             )
         if self.live or self.state is VmState.OFF:
             return None

@@ -24,7 +24,7 @@ import pytest
 from hvmanager.backend.connection import Server
 from hvmanager.cli.hvctl import main
 from tests.cli.test_checkpoint_verbs import _run_with_terminal_stderr
-from tests.conftest import SYSTEM_URI, vm_name
+from tests.conftest import SYSTEM_URI, fresh_folder, vm_name
 from tests.vm.helpers import virsh, wait_serial
 from tests.vm.test_hvctl import hvctl, new_vm
 
@@ -114,11 +114,8 @@ def new_qcow2(path: Path, size: int = 16 * MIB, backing: Path | None = None) -> 
 @pytest.fixture
 def folder(test_root: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     """A fresh folder for one test's disk files."""
-    path = test_root / f"disks-{request.node.name[:40]}-{os.getpid()}"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with fresh_folder(test_root, request, "disks-") as path:
+        yield path
 
 
 pytestmark = pytest.mark.usefixtures("libvirtd")

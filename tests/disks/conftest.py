@@ -1,16 +1,21 @@
-"""Fixtures and independent observers for the disk-file tests: qemu-img and qemu-io runs, a loop
-device standing for a host disk, and a tiny tmpfs that fills up."""
+"""Fixtures, makers and independent observers for the disk-file tests: qemu-img and qemu-io runs,
+disks made as New Virtual Hard Disk makes them, a loop device standing for a host disk, and a tiny
+tmpfs that fills up."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from hvmanager.backend.qemuimg import create_options
+from hvmanager.backend.vhd_identity import record_type
+from hvmanager.backend.vhd_types import DiskType
 
 MIB = 1024 * 1024
 EXTENSIONS = {"vhdx": ".vhdx", "vpc": ".vhd", "qcow2": ".qcow2", "raw": ".img"}
@@ -49,6 +54,47 @@ def images_equal(first: str | Path, first_fmt: str, second: str | Path, second_f
     )
     assert done.returncode in (0, 1), done.stderr
     return done.returncode == 0
+
+
+def check(path: str | Path, fmt: str) -> None:
+    """``qemu-img check`` of the formats that have metadata to check (qcow2, VHDX)."""
+    if fmt in ("qcow2", "vhdx"):
+        run("qemu-img", "check", "-f", fmt, str(path))
+
+
+def flat_copy(path: Path, fmt: str, copy: Path) -> Path:
+    """The disk's whole view (with its parents) as a sparse raw file, to compare with later."""
+    run("qemu-img", "convert", "-f", fmt, "-O", "raw", str(path), str(copy))
+    return copy
+
+
+def create_disk(
+    path: Path, fmt: str, kind: DiskType = DiskType.DYNAMIC, size: int = 64 * MIB, writes: Sequence[str] = ()
+) -> Path:
+    """A disk of ``kind`` made with ``qemu-img create`` and its type recorded as New Virtual Hard
+    Disk does (qcow2 and raw don't say it), then the qemu-io ``writes`` (``write -P 0x5a 1M 2M``)."""
+    run(
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        fmt,
+        *create_options(fmt, kind is DiskType.FIXED),
+        str(path),
+        str(size),
+    )
+    record_type(str(path), fmt, kind)
+    if writes:
+        qemu_io(path, fmt, *writes)
+    return path
+
+
+def create_child(parent: Path, parent_fmt: str, child: Path, writes: Sequence[str] = ()) -> Path:
+    """A qcow2 differencing disk over ``parent`` (of any format), then the qemu-io ``writes``."""
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(parent), "-F", parent_fmt, str(child))
+    if writes:
+        qemu_io(child, "qcow2", *writes)
+    return child
 
 
 def listing(folder: Path) -> list[str]:

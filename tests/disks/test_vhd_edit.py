@@ -8,26 +8,23 @@ taken before, ``qemu-img check``/``info``, ``qemu-io`` pattern reads, the file's
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hvmanager.backend import vhd
 from hvmanager.backend.errors import ValidationError
-from hvmanager.backend.qemuimg import create_options
 from hvmanager.backend.vhd_identity import (
     ensure_identifier,
     identifier,
     record_parent,
-    record_type,
     recorded_parent,
 )
 from hvmanager.backend.vhd_types import DiskType, EditAction
+from tests.disks.conftest import check, create_child, create_disk, flat_copy, images_equal, img_info, run
+from tests.disks.conftest import qemu_io as run_qemu_io
 
 MIB = 1024 * 1024
 SIZE = 64 * MIB
@@ -35,71 +32,38 @@ FORMATS = ("qcow2", "vhdx", "vpc", "raw")
 KINDS = [(fmt, kind) for fmt in FORMATS for kind in (DiskType.FIXED, DiskType.DYNAMIC)]
 # (pattern byte, offset, length): what every test disk holds.
 DATA = ((0x11, 1 * MIB, 2 * MIB), (0x22, 10 * MIB, 1 * MIB))
+CHILD_DATA = (f"write -P 0x33 {2 * MIB} {1 * MIB}", f"write -P 0x44 {20 * MIB} {1 * MIB}")
 
 
 # --- independent observers and makers -------------------------------------------------------------
 
 
-def run(*args: str) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(args)}: {done.stderr or done.stdout}"
-    return done.stdout
-
-
 def qemu_io(path: Path, fmt: str, *commands: str) -> str:
-    args = [arg for command in commands for arg in ("-c", command)]
-    out = run("qemu-io", "-f", fmt, *args, str(path))
+    """qemu-io commands whose output must show no failure or error."""
+    out = run_qemu_io(path, fmt, *commands)
     assert "failed" not in out and "error" not in out.lower(), out
     return out
 
 
 def make_disk(path: Path, fmt: str, kind: DiskType, size: int = SIZE, data: bool = True) -> Path:
-    run(
-        "qemu-img",
-        "create",
-        "-q",
-        "-f",
-        fmt,
-        *create_options(fmt, kind is DiskType.FIXED),
-        str(path),
-        str(size),
-    )
-    record_type(str(path), fmt, kind)  # as New Virtual Hard Disk does: qcow2/raw don't say it
-    if data:
-        qemu_io(path, fmt, *(f"write -P {byte} {offset} {length}" for byte, offset, length in DATA))
-    return path
+    """A disk holding ``DATA`` (unless not ``data``)."""
+    writes = [f"write -P {byte} {offset} {length}" for byte, offset, length in DATA] if data else []
+    return create_disk(path, fmt, kind, size, writes)
 
 
 def make_child(parent: Path, parent_fmt: str, child: Path, record: bool = True) -> Path:
     """A qcow2 differencing disk over ``parent`` with data of its own, as hvmanager makes them."""
-    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(parent), "-F", parent_fmt, str(child))
+    create_child(parent, parent_fmt, child)
     if record:
-        record_parent(
-            str(child), ensure_identifier(str(parent), parent_fmt), info(parent, parent_fmt)["virtual-size"]
-        )
-    qemu_io(child, "qcow2", f"write -P 0x33 {2 * MIB} {1 * MIB}", f"write -P 0x44 {20 * MIB} {1 * MIB}")
+        parent_size = img_info(parent, parent_fmt)["virtual-size"]
+        record_parent(str(child), ensure_identifier(str(parent), parent_fmt), parent_size)
+    qemu_io(child, "qcow2", *CHILD_DATA)
     return child
-
-
-def info(path: Path, fmt: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(run("qemu-img", "info", "--output=json", "-f", fmt, str(path)))
-    return result
-
-
-def flat_copy(path: Path, fmt: str, copy: Path) -> Path:
-    """The disk's whole view (with its parents) as a sparse raw file, to compare with later."""
-    run("qemu-img", "convert", "-f", fmt, "-O", "raw", str(path), str(copy))
-    return copy
 
 
 def same_content(first: Path, first_fmt: str, second: Path, second_fmt: str) -> None:
     """``qemu-img compare``: equal, a larger image's extra area reading as zeros."""
-    run("qemu-img", "compare", "-f", first_fmt, "-F", second_fmt, str(first), str(second))
-
-
-def check(path: Path, fmt: str) -> None:
-    if fmt in ("qcow2", "vhdx"):
-        run("qemu-img", "check", "-f", fmt, str(path))
+    assert images_equal(first, first_fmt, second, second_fmt)
 
 
 def allocated(path: Path) -> int:
@@ -124,7 +88,7 @@ def assert_type(path: Path, fmt: str, kind: DiskType) -> None:
     assert vhd.inspect(str(path)).type is kind
     if fmt == "vpc":
         assert vhd_footer_type(path) == (2 if kind is DiskType.FIXED else 3)
-    size = info(path, fmt)["virtual-size"]
+    size = img_info(path, fmt)["virtual-size"]
     if kind is DiskType.FIXED:
         assert allocated(path) >= size
     else:
@@ -200,18 +164,18 @@ def test_convert_every_format_and_type(
     result = vhd.convert(str(path), str(target), fmt, kind, seen.append)
 
     assert result.path == str(target) and result.format == fmt and result.type is kind
-    assert info(target, fmt)["format"] == fmt and info(target, fmt)["virtual-size"] == SIZE
+    assert img_info(target, fmt)["format"] == fmt and img_info(target, fmt)["virtual-size"] == SIZE
     assert_type(target, fmt, kind)
     same_content(path, source_fmt, target, fmt)
     check(target, fmt)
-    assert "backing-filename" not in info(target, fmt)  # a differencing source is flattened
+    assert "backing-filename" not in img_info(target, fmt)  # a differencing source is flattened
     assert (path.stat().st_mtime_ns, allocated(path), path.read_bytes()[:4096]) == before  # kept as it was
     assert seen and seen[-1] == 100.0 and seen == sorted(seen)
     assert leftovers(target.parent) == []
 
 
 def test_a_vhdx_converted_to_vhdx_keeps_block_and_sector_size_with_a_new_identifier(tmp_path: Path) -> None:
-    from hvmanager.backend.vhd_headers import read_vhdx, set_vhdx_sector_sizes
+    from hvmanager.backend.vhdx_headers import read_vhdx, set_vhdx_sector_sizes
 
     source = tmp_path / "big-blocks.vhdx"
     run("qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=16M", str(source), str(SIZE))
@@ -220,7 +184,7 @@ def test_a_vhdx_converted_to_vhdx_keeps_block_and_sector_size_with_a_new_identif
     result = vhd.convert(str(source), str(tmp_path / "copy.vhdx"), "vhdx", DiskType.DYNAMIC)
     copied = read_vhdx(result.path)
     assert (copied.block_size, copied.physical_sector_size) == (16 * MIB, 4096)
-    assert info(Path(result.path), "vhdx")["cluster-size"] == 16 * MIB
+    assert img_info(Path(result.path), "vhdx")["cluster-size"] == 16 * MIB
     assert copied.virtual_disk_id != read_vhdx(str(source)).virtual_disk_id
     same_content(source, "vhdx", Path(result.path), "vhdx")
 
@@ -250,7 +214,7 @@ def test_compact_removes_zeroed_blocks_and_keeps_content_and_identity(fmt: str, 
     assert after < before - 6 * MIB, (before, after)
     same_content(view, "raw", disk, fmt)
     check(disk, fmt)
-    assert info(disk, fmt)["format"] == fmt and vhd.inspect(str(disk)).type is DiskType.DYNAMIC
+    assert img_info(disk, fmt)["format"] == fmt and vhd.inspect(str(disk)).type is DiskType.DYNAMIC
     assert identifier(str(disk), fmt) == ident and ident
     assert os.getxattr(disk, "user.test.mark") == b"kept" and disk.stat().st_mode & 0o777 == 0o640
     assert leftovers(tmp_path) == []
@@ -268,7 +232,7 @@ def test_compact_a_differencing_disk_keeps_its_parent_named_as_before(tmp_path: 
 
     assert after < before - 4 * MIB
     same_content(view, "raw", child, "qcow2")  # the zeros written over the parent's data stay zeros
-    assert info(child, "qcow2")["backing-filename"] == "parent.qcow2"
+    assert img_info(child, "qcow2")["backing-filename"] == "parent.qcow2"
     assert parent.read_bytes() == parent_bytes
     check(child, "qcow2")
 
@@ -292,7 +256,7 @@ def test_expand_keeps_the_content_and_the_new_area_reads_zeros(
 
     result = vhd.resize(str(disk), SIZE + 16 * MIB)
 
-    assert result.size == SIZE + 16 * MIB == info(disk, fmt)["virtual-size"]
+    assert result.size == SIZE + 16 * MIB == img_info(disk, fmt)["virtual-size"]
     same_content(view, "raw", disk, fmt)
     qemu_io(disk, fmt, f"read -P 0 {SIZE} {16 * MIB}")
     assert_type(disk, fmt, kind)
@@ -310,10 +274,10 @@ def test_shrink_down_to_the_data_and_not_below(fmt: str, kind: DiskType, tmp_pat
 
     with pytest.raises(ValidationError, match="minimum size, 11 MB"):
         vhd.resize(str(disk), 8 * MIB)
-    assert info(disk, fmt)["virtual-size"] == SIZE
+    assert img_info(disk, fmt)["virtual-size"] == SIZE
 
     result = vhd.resize(str(disk), 12 * MIB)
-    assert result.size == 12 * MIB == info(disk, fmt)["virtual-size"]
+    assert result.size == 12 * MIB == img_info(disk, fmt)["virtual-size"]
     same_content(disk, fmt, view, "raw")  # the cut-off part of the view was zeros
     assert vhd.inspect(str(disk)).type is kind
     check(disk, fmt)
@@ -326,8 +290,8 @@ def test_a_differencing_disk_over_qcow2_expands(tmp_path: Path) -> None:
     view = flat_copy(child, "qcow2", tmp_path / "view.raw")
     vhd.resize(str(child), SIZE + 8 * MIB)
     assert (
-        info(child, "qcow2")["virtual-size"] == SIZE + 8 * MIB
-        and info(parent, "qcow2")["virtual-size"] == SIZE
+        img_info(child, "qcow2")["virtual-size"] == SIZE + 8 * MIB
+        and img_info(parent, "qcow2")["virtual-size"] == SIZE
     )
     same_content(view, "raw", child, "qcow2")
     with pytest.raises(ValidationError, match="has its parent's size"):
@@ -360,7 +324,7 @@ def test_merge_of_an_expanded_child_grows_a_qcow2_parent(tmp_path: Path) -> None
     qemu_io(child, "qcow2", f"write -P 0x5e {SIZE + 4 * MIB} {1 * MIB}")
     view = flat_copy(child, "qcow2", tmp_path / "view.raw")
     vhd.merge_into_parent(str(child))
-    assert info(parent, "qcow2")["virtual-size"] == SIZE + 8 * MIB
+    assert img_info(parent, "qcow2")["virtual-size"] == SIZE + 8 * MIB
     same_content(view, "raw", parent, "qcow2")
 
 
@@ -428,8 +392,8 @@ def test_reconnect_to_the_moved_parent(orphan: tuple[Path, Path, Path]) -> None:
     assert not vhd.inspect(str(child)).parents[0].present
     result = vhd.reconnect(str(child), str(moved))
     assert result.parents[0].path == str(moved) and result.parents[0].present
-    assert info(child, "qcow2")["backing-filename"] == str(moved)
-    assert info(child, "qcow2")["backing-filename-format"] == "vpc"
+    assert img_info(child, "qcow2")["backing-filename"] == str(moved)
+    assert img_info(child, "qcow2")["backing-filename-format"] == "vpc"
     same_content(view, "raw", child, "qcow2")
     check(child, "qcow2")
 
@@ -455,7 +419,7 @@ def test_reconnect_refuses_another_identity_unless_told_to_ignore_it(
     assert not vhd.inspect(str(child)).parents[0].present
 
     vhd.reconnect(str(child), str(impostor), ignore_id_mismatch=True)
-    assert info(child, "qcow2")["backing-filename"] == str(impostor)
+    assert img_info(child, "qcow2")["backing-filename"] == str(impostor)
     assert recorded_parent(str(child)) == (impostor_id, SIZE)
     same_content(view, "raw", child, "qcow2")
 

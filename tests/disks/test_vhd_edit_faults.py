@@ -8,7 +8,6 @@ as it was (checked with ``qemu-img compare`` against a flat copy taken before, a
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import time
@@ -19,9 +18,8 @@ import pytest
 
 from hvmanager.backend import vhd, vhd_process
 from hvmanager.backend.errors import HvError, InvalidStateError, ValidationError
-from hvmanager.backend.qemuimg import create_options
-from hvmanager.backend.vhd_identity import record_type
 from hvmanager.backend.vhd_types import DiskType
+from tests.disks.conftest import check, create_child, create_disk, flat_copy, img_info, listing, run
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -30,35 +28,16 @@ IN_USE = "in use by a running virtual machine"
 NO_SPACE = "not enough free space"
 
 
-def run(*args: str) -> str:
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(args)}: {done.stderr or done.stdout}"
-    return done.stdout
-
-
 def make_disk(
     path: Path, fmt: str, kind: DiskType = DiskType.DYNAMIC, size: int = SIZE, data_mib: int = 2
 ) -> Path:
-    run(
-        "qemu-img",
-        "create",
-        "-q",
-        "-f",
-        fmt,
-        *create_options(fmt, kind is DiskType.FIXED),
-        str(path),
-        str(size),
-    )
-    record_type(str(path), fmt, kind)  # as New Virtual Hard Disk does: qcow2/raw don't say it
-    if data_mib:
-        run("qemu-io", "-f", fmt, "-c", f"write -P 0x5a {MIB} {data_mib * MIB}", str(path))
-    return path
+    """A disk with ``data_mib`` MiB of 0x5a from 1 MiB on."""
+    return create_disk(path, fmt, kind, size, [f"write -P 0x5a {MIB} {data_mib * MIB}"] if data_mib else [])
 
 
 def make_child(parent: Path, parent_fmt: str, child: Path, data_mib: int = 1) -> Path:
-    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(parent), "-F", parent_fmt, str(child))
-    run("qemu-io", "-f", "qcow2", "-c", f"write -P 0x6b {8 * MIB} {data_mib * MIB}", str(child))
-    return child
+    """A qcow2 differencing disk over ``parent`` with ``data_mib`` MiB of 0x6b from 8 MiB on."""
+    return create_child(parent, parent_fmt, child, [f"write -P 0x6b {8 * MIB} {data_mib * MIB}"])
 
 
 def fingerprint(path: Path) -> tuple[int, int, str]:
@@ -67,20 +46,10 @@ def fingerprint(path: Path) -> tuple[int, int, str]:
     return stat.st_size, stat.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def flat_copy(path: Path, fmt: str, copy: Path) -> Path:
-    run("qemu-img", "convert", "-f", fmt, "-O", "raw", str(path), str(copy))
-    return copy
-
-
 def unchanged(view: Path, path: Path, fmt: str) -> None:
     """The disk still reads as its flat copy taken before, and is consistent."""
     run("qemu-img", "compare", "-f", "raw", "-F", fmt, str(view), str(path))
-    if fmt in ("qcow2", "vhdx"):
-        run("qemu-img", "check", "-f", fmt, str(path))
-
-
-def names(folder: Path) -> list[str]:
-    return sorted(os.listdir(folder))
+    check(path, fmt)
 
 
 # --- sizes, targets, parents ----------------------------------------------------------------------
@@ -102,14 +71,14 @@ def test_resize_refuses_sizes_out_of_range_or_not_numbers(size: object, message:
     before = fingerprint(disk)
     with pytest.raises(ValidationError, match=message):
         vhd.resize(str(disk), size)  # type: ignore[arg-type]
-    assert fingerprint(disk) == before and names(tmp_path) == ["disk.vhd"]
+    assert fingerprint(disk) == before and listing(tmp_path) == ["disk.vhd"]
 
 
 def test_convert_refuses_a_disk_too_large_for_vhd(tmp_path: Path) -> None:
     disk = make_disk(tmp_path / "huge.qcow2", "qcow2", size=2041 * GIB, data_mib=0)
     with pytest.raises(ValidationError, match="a VHD disk can be at most 2040 GB"):
         vhd.convert(str(disk), str(tmp_path / "huge.vhd"), "vpc", DiskType.DYNAMIC)
-    assert names(tmp_path) == ["huge.qcow2"]
+    assert listing(tmp_path) == ["huge.qcow2"]
 
 
 @pytest.mark.parametrize(
@@ -133,7 +102,7 @@ def test_convert_refuses_bad_targets(
     with pytest.raises(ValidationError, match=message):
         vhd.convert(str(disk), str(tmp_path / destination) if destination else "", fmt, kind)
     assert {path: fingerprint(path) for path in (disk, taken)} == before
-    assert names(tmp_path) == ["disk.qcow2", "taken.vhdx"]
+    assert listing(tmp_path) == ["disk.qcow2", "taken.vhdx"]
 
 
 def test_merge_to_new_refuses_an_existing_file(tmp_path: Path) -> None:
@@ -143,7 +112,7 @@ def test_merge_to_new_refuses_an_existing_file(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="already exists"):
         vhd.merge_to_new(str(child), str(taken), "vpc", DiskType.FIXED)
     assert taken.read_bytes() == b"keep me"
-    assert names(tmp_path) == ["child.qcow2", "merged.vhd", "parent.qcow2"]
+    assert listing(tmp_path) == ["child.qcow2", "merged.vhd", "parent.qcow2"]
 
 
 def test_a_missing_parent_is_refused_by_every_action_but_reconnect(tmp_path: Path) -> None:
@@ -160,7 +129,7 @@ def test_a_missing_parent_is_refused_by_every_action_but_reconnect(tmp_path: Pat
     for action in actions:
         with pytest.raises(ValidationError, match=r"parent disk .*parent\.vhd' is missing: reconnect"):
             action()
-    assert fingerprint(child) == before and names(tmp_path) == ["child.qcow2"]
+    assert fingerprint(child) == before and listing(tmp_path) == ["child.qcow2"]
 
 
 def test_merge_refuses_a_larger_child_over_a_vhd_parent(tmp_path: Path) -> None:
@@ -224,7 +193,7 @@ def test_every_action_refuses_a_disk_in_use(hold: Callable[[Path, str], None], t
     for fmt, disk in disks.items():
         hold(disk, fmt)
     hold(child, "qcow2")  # holds its parent too (read, not shared for writing)
-    before = names(tmp_path)
+    before = listing(tmp_path)
     actions: list[Callable[[], object]] = [
         *(lambda disk=disk: vhd.compact(str(disk)) for disk in disks.values()),
         *(lambda disk=disk: vhd.resize(str(disk), SIZE * 2) for disk in disks.values()),
@@ -237,7 +206,7 @@ def test_every_action_refuses_a_disk_in_use(hold: Callable[[Path, str], None], t
     for action in actions:
         with pytest.raises(InvalidStateError, match=IN_USE):
             action()
-    assert names(tmp_path) == before
+    assert listing(tmp_path) == before
     for disk, view in views.items():
         assert vhd.inspect(str(disk)).size == SIZE
         run(
@@ -300,7 +269,7 @@ def test_convert_into_a_full_file_system(
     folder = small_fs(8)
     with pytest.raises(HvError, match=NO_SPACE):
         vhd.convert(str(disk), str(folder / f"new.{fmt}"), fmt, kind)
-    assert names(folder) == []
+    assert listing(folder) == []
 
 
 def test_convert_to_a_fixed_disk_larger_than_the_free_space(
@@ -310,7 +279,7 @@ def test_convert_to_a_fixed_disk_larger_than_the_free_space(
     folder = small_fs(24)  # the data fits, a fixed 64 MiB disk does not
     with pytest.raises(HvError, match=NO_SPACE):
         vhd.convert(str(disk), str(folder / "new.vhdx"), "vhdx", DiskType.FIXED)
-    assert names(folder) == []
+    assert listing(folder) == []
 
 
 @pytest.mark.parametrize(
@@ -338,7 +307,7 @@ def test_rewrite_on_a_full_file_system_keeps_the_original(
             vhd.compact(str(disk))
         else:
             vhd.resize(str(disk), 32 * MIB if action == "expand" else 12 * MIB)
-    assert names(folder) == [f"disk.{fmt}", "filler"]
+    assert listing(folder) == [f"disk.{fmt}", "filler"]
     (folder / "filler").unlink()
     unchanged(view, disk, fmt)
     info = vhd.inspect(str(disk))
@@ -382,9 +351,4 @@ def test_progress_is_reported_as_the_tool_goes(tmp_path: Path) -> None:
         (50, 100),
     )
     assert len(seen) >= 2 and seen == sorted(seen) and seen[0] >= 50 and seen[-1] == 100
-    assert (
-        json.loads(run("qemu-img", "info", "--output=json", "-f", "raw", str(tmp_path / "copy.img")))[
-            "virtual-size"
-        ]
-        == SIZE
-    )
+    assert img_info(tmp_path / "copy.img", "raw")["virtual-size"] == SIZE

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,15 @@ from PySide6.QtWidgets import (
 )
 
 from hvmanager.backend import limits, vhd
-from hvmanager.backend.connection import Server
 from hvmanager.backend.vhd_types import DiskType, EditAction, NewVhd
 from hvmanager.controllers.disks import DiskController
 from hvmanager.ui.disk_commands import open_edit_disk_wizard
 from hvmanager.ui.edit_disk_wizard import EditDiskPage, EditDiskWizard
 from hvmanager.ui.new_vm_wizard_base import FileDialogs
 from tests.conftest import vm_name
+from tests.gui import disk_helpers
 from tests.gui.conftest import Runner, settle, wait_until
-from tests.gui.test_new_disk_wizard import (
+from tests.gui.disk_helpers import (
     MIB,
     assert_accepted,
     assert_rejected,
@@ -58,9 +57,10 @@ from tests.gui.test_new_disk_wizard import (
     qemu_write,
     radio,
     retype,
+    same_content,
     shot,
 )
-from tests.vm.helpers import virsh
+from tests.vm.helpers import disk_domain_xml, virsh
 
 ACTION_RADIOS = {
     EditAction.COMPACT: "compactRadio",
@@ -72,15 +72,7 @@ ACTION_RADIOS = {
 }
 
 
-@pytest.fixture
-def disks(event_loop_qt: Any, libvirtd: str) -> Iterator[DiskController]:
-    """The disk controller of the connected local server (it also finds who uses a disk)."""
-    server = Server(libvirtd)
-    server.open()
-    controller = DiskController(server)
-    yield controller
-    controller.close()
-    server.close()
+disks = disk_helpers.connected_disks  # the connected local server's: it also finds who uses a disk
 
 
 WizardFactory = Callable[..., EditDiskWizard]
@@ -242,13 +234,7 @@ def test_expand_messages_and_result(
 
     run(body)
     assert qemu_info(disk, "qcow2")["virtual-size"] == 32 * MIB
-    done = subprocess.run(
-        ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(kept), str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout  # the first 16 MiB are unchanged, the rest reads as zeros
+    same_content(kept, "qcow2", disk, "qcow2")  # the first 16 MiB are unchanged, the rest reads as zeros
 
 
 def test_shrink_down_to_the_minimum(
@@ -281,13 +267,7 @@ def test_shrink_down_to_the_minimum(
 
     run(body)
     assert qemu_info(disk, "raw")["virtual-size"] == 10 * MIB
-    done = subprocess.run(
-        ["qemu-img", "compare", "-f", "raw", "-F", "raw", str(kept), str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout  # nothing but zeros was cut off
+    same_content(kept, "raw", disk, "raw")  # nothing but zeros was cut off
 
 
 # --- Convert ---------------------------------------------------------------------------------------
@@ -557,22 +537,6 @@ def test_reconnect_ignoring_the_id_mismatch(
 # --- a running VM's disk: Expand only, online ------------------------------------------------------------
 
 
-def _paused_vm_xml(name: str, disk: Path) -> str:
-    domain = ET.Element("domain", type="qemu")
-    ET.SubElement(domain, "name").text = name
-    ET.SubElement(domain, "memory", unit="MiB").text = "64"
-    ET.SubElement(domain, "vcpu").text = "1"
-    os_node = ET.SubElement(domain, "os")
-    ET.SubElement(os_node, "type", arch="x86_64", machine="pc").text = "hvm"
-    devices = ET.SubElement(domain, "devices")
-    ET.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
-    element = ET.SubElement(devices, "disk", type="file", device="disk")
-    ET.SubElement(element, "driver", name="qemu", type="qcow2")
-    ET.SubElement(element, "source", file=str(disk))
-    ET.SubElement(element, "target", dev="sda", bus="scsi")
-    return ET.tostring(domain, encoding="unicode")
-
-
 @pytest.fixture
 def running_vm(clean_domains: str, vm_location: Path) -> Iterator[tuple[str, Path]]:
     """A VM started paused (no guest needed) with a SCSI data disk: QEMU holds the disk open."""
@@ -580,7 +544,7 @@ def running_vm(clean_domains: str, vm_location: Path) -> Iterator[tuple[str, Pat
     name = vm_name("edit-disk-online")
     conn = libvirt.open(clean_domains)
     try:
-        dom = conn.defineXML(_paused_vm_xml(name, disk))
+        dom = conn.defineXML(disk_domain_xml(name, [(disk, "qcow2", "sda", "scsi")]))
         dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
         yield name, disk
     finally:

@@ -10,7 +10,7 @@ import os
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,15 @@ import pytest
 from PySide6.QtWidgets import QLabel, QPushButton, QTreeWidget
 
 from hvmanager.backend import limits
-from hvmanager.backend.connection import Server
 from hvmanager.controllers.disks import DiskController
 from hvmanager.ui.disk_commands import open_inspect_dialog
 from hvmanager.ui.edit_disk_wizard import EditDiskPage, EditDiskWizard
 from hvmanager.ui.inspect_disk_dialog import InspectDiskDialog
 from hvmanager.ui.new_vm_wizard_base import FileDialogs
 from tests.conftest import vm_name
+from tests.gui import disk_helpers
 from tests.gui.conftest import Runner, settle, wait_until
-from tests.gui.test_new_disk_wizard import (
+from tests.gui.disk_helpers import (
     MIB,
     click,
     edit,
@@ -40,15 +40,7 @@ from tests.gui.test_new_disk_wizard import (
 )
 from tests.support.vhd_writer import write_fixed
 
-
-@pytest.fixture
-def disks(event_loop_qt: Any, libvirtd: str) -> Iterator[DiskController]:
-    server = Server(libvirtd)
-    server.open()
-    controller = DiskController(server)
-    yield controller
-    controller.close()
-    server.close()
+disks = disk_helpers.connected_disks
 
 
 DialogFactory = Callable[[Path], InspectDiskDialog]

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
-    QRadioButton,
     QTextEdit,
     QWidget,
     QWizard,
@@ -43,10 +42,10 @@ from hvmanager.backend.models import (
 from hvmanager.backend.settings import AppSettings
 from hvmanager.backend.vmspec import HostContext
 from hvmanager.ui.new_vm_wizard import FileDialogs, NewVmWizard, PageId
+from tests.gui.disk_helpers import edit, find, radio
 
 NETWORKS = ("default", "lan")
 HOST_MEMORY_MIB = 4096
-W = TypeVar("W", bound=QWidget)
 WizardFactory = Callable[..., NewVmWizard]
 
 
@@ -85,21 +84,6 @@ def make_wizard(qtbot: Any, location: Path) -> WizardFactory:
 def wizard(make_wizard: WizardFactory) -> NewVmWizard:
     """A wizard with the default test context."""
     return make_wizard()
-
-
-def find(wizard: NewVmWizard, cls: type[W], name: str) -> W:
-    """The wizard's widget with this objectName."""
-    widget = wizard.findChild(cls, name)
-    assert widget is not None, f"no {cls.__name__} named {name}"
-    return widget
-
-
-def edit(wizard: NewVmWizard, name: str) -> QLineEdit:
-    return find(wizard, QLineEdit, name)
-
-
-def radio(wizard: NewVmWizard, name: str) -> QRadioButton:
-    return find(wizard, QRadioButton, name)
 
 
 def next_button(wizard: NewVmWizard) -> QPushButton:

@@ -199,6 +199,22 @@ def clear_path(qtbot: QtBot, dialog: QWidget, name: str) -> None:
     qtbot.keyClick(edit, Qt.Key.Key_Delete)
 
 
+def browse_and_pick(qtbot: QtBot, dialog: QWidget, field: str, file: Path) -> None:
+    """Click the ``{field}BrowseButton``, then pick ``file`` in the ``{field}BrowseDialog`` it
+    opens: go to its folder, type its name, click the dialog's Open button."""
+    click_button(qtbot, dialog, f"{field}BrowseButton")
+    picker = shown(dialog).findChild(QFileDialog, f"{field}BrowseDialog")
+    assert picker is not None
+    qtbot.waitExposed(picker)
+    picker.setDirectory(str(file.parent))
+    name_edit = picker.findChild(QLineEdit, "fileNameEdit")
+    assert name_edit is not None
+    qtbot.keyClicks(name_edit, file.name)
+    button_box = picker.findChild(QDialogButtonBox, "buttonBox")
+    assert button_box is not None
+    qtbot.mouseClick(button_box.buttons()[0], Qt.MouseButton.LeftButton)
+
+
 def note(dialog: QWidget) -> str:
     page = shown(dialog)
     assert isinstance(page, SettingsPage)
@@ -338,17 +354,7 @@ def test_browse_fills_in_the_file_chosen(qtbot: QtBot, disks: dict[str, str], tm
     click_entry(qtbot, dialog, "IDE Controller 0")
     add_drive(qtbot, dialog, "Hard Drive")
 
-    click_button(qtbot, dialog, "diskBrowseButton")
-    picker = shown(dialog).findChild(QFileDialog, "diskBrowseDialog")
-    assert picker is not None
-    qtbot.waitExposed(picker)
-    picker.setDirectory(str(tmp_path))
-    name_edit = picker.findChild(QLineEdit, "fileNameEdit")
-    assert name_edit is not None
-    qtbot.keyClicks(name_edit, "old.vhd")
-    button_box = picker.findChild(QDialogButtonBox, "buttonBox")
-    assert button_box is not None
-    qtbot.mouseClick(button_box.buttons()[0], Qt.MouseButton.LeftButton)
+    browse_and_pick(qtbot, dialog, "disk", tmp_path / "old.vhd")
 
     assert on_page(dialog, QLineEdit, "diskPathEdit").text() == disks["old.vhd"]
     assert problem_text(dialog) == ""
@@ -363,17 +369,7 @@ def test_iso_browse_fills_in_the_image_chosen(qtbot: QtBot, disks: dict[str, str
     add_drive(qtbot, dialog, "DVD Drive")
     click(qtbot, on_page(dialog, QRadioButton, "imageFileRadio"))
 
-    click_button(qtbot, dialog, "isoBrowseButton")
-    picker = shown(dialog).findChild(QFileDialog, "isoBrowseDialog")
-    assert picker is not None
-    qtbot.waitExposed(picker)
-    picker.setDirectory(str(tmp_path))
-    name_edit = picker.findChild(QLineEdit, "fileNameEdit")
-    assert name_edit is not None
-    qtbot.keyClicks(name_edit, "debian.iso")
-    button_box = picker.findChild(QDialogButtonBox, "buttonBox")
-    assert button_box is not None
-    qtbot.mouseClick(button_box.buttons()[0], Qt.MouseButton.LeftButton)
+    browse_and_pick(qtbot, dialog, "iso", tmp_path / "debian.iso")
 
     assert on_page(dialog, QLineEdit, "isoPathEdit").text() == disks["debian.iso"]
     assert dialog.change().storage == gen1_layout(disks)  # the DVD drive the VM had, back at IDE 1:0

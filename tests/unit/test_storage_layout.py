@@ -26,12 +26,11 @@ from hvmanager.backend.storage_layout import (
     StorageLayout,
     describe,
     free_slot,
-    layout_from_domain_xml,
-    layout_problems,
     normalized,
-    storage_change_problems,
-    storage_problems,
 )
+from hvmanager.backend.storage_rules import layout_problems, storage_change_problems, storage_problems
+from hvmanager.backend.storage_xml import read_layout
+from hvmanager.backend.storage_xml_edit import edit_layout, media_xml
 from hvmanager.backend.vmsettings_rules import SettingsChange, change_problems
 
 HD, DVD = DriveKind.HARD_DISK, DriveKind.DVD
@@ -83,12 +82,12 @@ def address(disk: ET.Element) -> tuple[str, ...]:
 
 def test_a_new_generation_1_vm_has_its_disk_on_ide_0_0_and_its_dvd_on_ide_1_0() -> None:
     xml = new_vm_xml(1, DiskPlan("/vms/web/boot.qcow2", "qcow2"), DiskPlan("/iso/debian.iso", "raw", "cdrom"))
-    assert layout_from_domain_xml(xml) == StorageLayout(1, 0, (BOOT, ISO))
+    assert read_layout(xml) == StorageLayout(1, 0, (BOOT, ISO))
 
 
 def test_a_new_generation_2_vm_has_one_scsi_controller_with_its_disk_and_dvd() -> None:
     xml = new_vm_xml(2, DiskPlan("/vms/web/boot.qcow2", "qcow2"), DiskPlan("/iso/debian.iso", "raw", "cdrom"))
-    layout = layout_from_domain_xml(xml)
+    layout = read_layout(xml)
     assert layout == StorageLayout(
         2,
         1,
@@ -118,7 +117,7 @@ FOREIGN = """<domain type='kvm'><name>other</name><os><type machine='pc'>hvm</ty
 
 
 def test_a_foreign_vm_is_read_from_addresses_or_else_target_names_as_libvirt_derives_them() -> None:
-    layout = layout_from_domain_xml(FOREIGN)
+    layout = read_layout(FOREIGN)
     assert layout.generation == 1 and layout.scsi_controllers == 2
     assert set(layout.drives) == {
         Drive(HD, IDE, 1, 1, "/x/ide.qcow2", "qcow2"),  # hdd: index 3
@@ -130,7 +129,7 @@ def test_a_foreign_vm_is_read_from_addresses_or_else_target_names_as_libvirt_der
 
 def test_uefi_vms_made_elsewhere_are_generation_2() -> None:
     xml = FOREIGN.replace("<os>", "<os firmware='efi'>")
-    assert layout_from_domain_xml(xml).generation == 2
+    assert read_layout(xml).generation == 2
 
 
 @pytest.mark.parametrize(("name", "index"), [("sda", 0), ("hdd", 3), ("sdz", 25), ("sdaa", 26), ("sdba", 52)])
@@ -341,8 +340,9 @@ def test_settings_change_problems_check_storage_against_the_current_layout() -> 
 
 def test_the_layout_modules_need_no_libvirt() -> None:
     code = (
-        "import sys, hvmanager.backend.storage_layout as l, hvmanager.backend.storage_xml; "
-        "l.layout_from_domain_xml('<domain><devices/></domain>'); print('libvirt' in sys.modules)"
+        "import sys, hvmanager.backend.storage_rules, hvmanager.backend.storage_xml_edit, "
+        "hvmanager.backend.storage_xml as x; "
+        "x.read_layout('<domain><devices/></domain>'); print('libvirt' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
@@ -364,8 +364,8 @@ def test_adding_a_controller_and_disks_writes_explicit_addresses_and_fresh_names
             Drive(HD, SCSI, 1, 63, "/dev/loop7", None, True),
         ),
     )
-    edited = storage_xml.edit_layout(xml, new)
-    assert layout_from_domain_xml(edited) == normalized(new)
+    edited = edit_layout(xml, new)
+    assert read_layout(edited) == normalized(new)
     disks = disks_of(edited)
     assert sorted(disks) == ["hda", "hdb", "hdc", "sda", "sdb"]
     assert address(disks["hdb"]) == ("0", "0", "0", "1")
@@ -390,9 +390,9 @@ def test_adding_a_controller_and_disks_writes_explicit_addresses_and_fresh_names
 
 
 def test_an_edit_keeps_everything_it_does_not_change() -> None:
-    layout = layout_from_domain_xml(FOREIGN)
+    layout = read_layout(FOREIGN)
     grown = with_drives(layout, Drive(HD, SCSI, 1, 3, "/x/new.qcow2", "qcow2"))
-    edited = storage_xml.edit_layout(FOREIGN, grown)
+    edited = edit_layout(FOREIGN, grown)
     disks = disks_of(edited)
     assert disks["vda"].find("source").get("file") == "/x/virtio.img"  # type: ignore[union-attr]
     assert disks["hdd"].find("serial").text == "KEEP-ME"  # type: ignore[union-attr]
@@ -410,18 +410,16 @@ def test_an_edit_keeps_everything_it_does_not_change() -> None:
         for c in ET.fromstring(edited).findall("devices/controller[@type='scsi']")
     }
     assert models == {"0": "lsilogic", "1": "virtio-scsi"}
-    assert storage_xml.edit_layout(FOREIGN, layout_from_domain_xml(FOREIGN)) == storage_xml.edit_layout(
-        FOREIGN, layout
-    )
-    assert layout_from_domain_xml(storage_xml.edit_layout(FOREIGN, layout)) == layout
+    assert edit_layout(FOREIGN, read_layout(FOREIGN)) == edit_layout(FOREIGN, layout)
+    assert read_layout(edit_layout(FOREIGN, layout)) == layout
 
 
 def test_a_moved_drive_keeps_its_element_with_a_new_address() -> None:
-    layout = layout_from_domain_xml(FOREIGN)
+    layout = read_layout(FOREIGN)
     ide = next(d for d in layout.drives if d.path == "/x/ide.qcow2")
     moved = with_drives(without(layout, ide), dataclasses.replace(ide, bus=SCSI, controller=0, location=9))
-    edited = storage_xml.edit_layout(FOREIGN, moved)
-    assert layout_from_domain_xml(edited) == normalized(moved)
+    edited = edit_layout(FOREIGN, moved)
+    assert read_layout(edited) == normalized(moved)
     disk = next(d for d in disks_of(edited).values() if d.find("serial") is not None)
     assert disk.find("target").get("bus") == "scsi"  # type: ignore[union-attr]
     assert disk.find("target").get("dev") not in {"sda", "sdj", "vda"}  # type: ignore[union-attr]
@@ -432,27 +430,27 @@ def test_a_moved_drive_keeps_its_element_with_a_new_address() -> None:
 def test_dvd_media_change_keeps_the_drive_and_an_empty_drive_has_no_source() -> None:
     xml = new_vm_xml(1, DiskPlan(ISO.path or "", "raw", "cdrom"))
     emptied = StorageLayout(1, 0, (dataclasses.replace(ISO, path=None, format=None),))
-    edited = storage_xml.edit_layout(xml, emptied)
+    edited = edit_layout(xml, emptied)
     (disk,) = disks_of(edited).values()
     assert disk.get("device") == "cdrom" and disk.find("source") is None and disk.find("readonly") is not None
     assert disk.find("target").get("dev") == "hdc"  # type: ignore[union-attr]
-    assert layout_from_domain_xml(edited) == emptied
+    assert read_layout(edited) == emptied
     loaded = StorageLayout(1, 0, (dataclasses.replace(ISO, path="/iso/other.iso"),))
-    (disk,) = disks_of(storage_xml.edit_layout(edited, loaded)).values()
+    (disk,) = disks_of(edit_layout(edited, loaded)).values()
     assert disk.find("source").get("file") == "/iso/other.iso"  # type: ignore[union-attr]
     element = storage_xml.read_drive_elements(edited)[0]
-    media = ET.fromstring(storage_xml.media_xml(element.xml, loaded.drives[0]))
+    media = ET.fromstring(media_xml(element.xml, loaded.drives[0]))
     assert media.find("source").get("file") == "/iso/other.iso"  # type: ignore[union-attr]
     assert media.find("target").get("dev") == "hdc"  # type: ignore[union-attr]
 
 
 def test_removing_drives_and_controllers() -> None:
     full = StorageLayout(1, 3, (BOOT, ISO, DATA, Drive(HD, SCSI, 2, 0, "/d/c.raw", "raw")))
-    xml = storage_xml.edit_layout(new_vm_xml(1), full)
-    assert layout_from_domain_xml(xml) == full
+    xml = edit_layout(new_vm_xml(1), full)
+    assert read_layout(xml) == full
     smaller = StorageLayout(1, 1, (ISO, DATA))
-    edited = storage_xml.edit_layout(xml, smaller)
-    assert layout_from_domain_xml(edited) == smaller
+    edited = edit_layout(xml, smaller)
+    assert read_layout(edited) == smaller
     root = ET.fromstring(edited)
     assert [c.get("index") for c in root.findall("devices/controller[@type='scsi']")] == ["0"]
     assert sorted(disks_of(edited)) == ["hdc", "sda"]

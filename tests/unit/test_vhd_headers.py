@@ -20,9 +20,9 @@ from hvmanager.backend.vhd_headers import (
     VHD_FIXED,
     VHD_UNUSED_BLOCK,
     read_vhd,
-    read_vhdx,
     vhd_bat,
 )
+from hvmanager.backend.vhdx_headers import read_vhdx
 from tests.support.vhd_writer import W2KU, W2RU, chs_geometry, write_dynamic, write_fixed
 
 MIB = 1024 * 1024

@@ -1,12 +1,17 @@
-"""Independent observers for tests with real VMs: virsh, qemu-img, the guest's serial log."""
+"""Independent observers for tests with real VMs (virsh, qemu-img, the guest's serial log), and the
+domain XML of a VM that only holds disks, and domains that fail on purpose."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import libvirt
 
 from tests.conftest import SYSTEM_URI
 
@@ -89,3 +94,45 @@ def backing_chain(file: str) -> list[dict[str, Any]]:
     ).stdout
     entries: list[dict[str, Any]] = json.loads(out)
     return entries
+
+
+def disk_domain_xml(name: str, disks: Sequence[tuple[Path, str, str, str]]) -> str:
+    """A minimal QEMU VM (64 MiB, no boot device: start it paused) with ``disks``, each (file or
+    /dev block device, format, target, bus); a virtio-scsi controller when a disk is on SCSI."""
+    domain = ET.Element("domain", type="qemu")
+    ET.SubElement(domain, "name").text = name
+    ET.SubElement(domain, "memory", unit="MiB").text = "64"
+    ET.SubElement(domain, "vcpu").text = "1"
+    os_node = ET.SubElement(domain, "os")
+    ET.SubElement(os_node, "type", arch="x86_64", machine="pc").text = "hvm"
+    devices = ET.SubElement(domain, "devices")
+    if any(bus == "scsi" for _path, _fmt, _target, bus in disks):
+        ET.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
+    for path, fmt, target, bus in disks:
+        block = str(path).startswith("/dev/")
+        disk = ET.SubElement(devices, "disk", type="block" if block else "file", device="disk")
+        ET.SubElement(disk, "driver", name="qemu", type=fmt)
+        ET.SubElement(disk, "source", {"dev" if block else "file": str(path)})
+        ET.SubElement(disk, "target", dev=target, bus=bus)
+    return ET.tostring(domain, encoding="unicode")
+
+
+class FaultyDomain:
+    """A ``virDomain`` with some of its methods replaced (to inject failures)."""
+
+    def __init__(self, dom: Any, **methods: Any) -> None:
+        self._dom = dom
+        self._methods = methods
+
+    def __getattr__(self, name: str) -> Any:
+        return self._methods.get(name) or getattr(self._dom, name)
+
+
+def injected_failure(*_args: Any) -> Any:
+    """A libvirt method that fails."""
+    raise libvirt.libvirtError("injected failure")
+
+
+def autostart_fails(dom: Any) -> FaultyDomain:
+    """The VM, except that setting its autostart fails (a late step of ``apply_settings``)."""
+    return FaultyDomain(dom, setAutostart=injected_failure)

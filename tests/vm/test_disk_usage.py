@@ -5,7 +5,6 @@ file. ``virsh domblklist`` is the independent observer of what the VM's configur
 from __future__ import annotations
 
 import subprocess
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,26 +16,9 @@ from hvmanager.backend import vhd
 from hvmanager.backend.disk_usage import DiskUser, running_user, users_of
 from hvmanager.backend.vhd_types import DiskType, NewVhd
 from tests.conftest import vm_name
-from tests.vm.helpers import virsh
+from tests.vm.helpers import disk_domain_xml, virsh
 
 MIB = 1024 * 1024
-
-
-def _domain_xml(name: str, disks: list[tuple[Path, str, str]]) -> str:
-    domain = ET.Element("domain", type="qemu")
-    ET.SubElement(domain, "name").text = name
-    ET.SubElement(domain, "memory", unit="MiB").text = "64"
-    ET.SubElement(domain, "vcpu").text = "1"
-    os_node = ET.SubElement(domain, "os")
-    ET.SubElement(os_node, "type", arch="x86_64", machine="pc").text = "hvm"
-    devices = ET.SubElement(domain, "devices")
-    for path, fmt, target in disks:
-        block = str(path).startswith("/dev/")
-        disk = ET.SubElement(devices, "disk", type="block" if block else "file", device="disk")
-        ET.SubElement(disk, "driver", name="qemu", type=fmt)
-        ET.SubElement(disk, "source", {"dev" if block else "file": str(path)})
-        ET.SubElement(disk, "target", dev=target, bus="virtio")
-    return ET.tostring(domain, encoding="unicode")
 
 
 @pytest.fixture
@@ -71,11 +53,11 @@ def test_users_of_a_disk_its_parent_and_an_unrelated_file(
     unrelated = vhd.create(NewVhd(str(vm_location / "other.qcow2"), "qcow2", DiskType.DYNAMIC, 16 * MIB))
     name = vm_name("disk-usage")
     disks = [
-        (Path(own.path), "qcow2", "vda"),
-        (Path(child.path), "qcow2", "vdb"),
-        (loop_device, "raw", "vdc"),
+        (Path(own.path), "qcow2", "vda", "virtio"),
+        (Path(child.path), "qcow2", "vdb", "virtio"),
+        (loop_device, "raw", "vdc", "virtio"),
     ]
-    dom = conn.defineXML(_domain_xml(name, disks))
+    dom = conn.defineXML(disk_domain_xml(name, disks))
     uuid = dom.UUIDString()
     listed = virsh("domblklist", name)
     assert own.path in listed and child.path in listed and base.path not in listed

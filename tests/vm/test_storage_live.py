@@ -24,7 +24,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from hvmanager.backend import creation, operations, vm_storage
+from hvmanager.backend import creation, operations, vm_storage, vm_storage_live
 from hvmanager.backend.connection import Server
 from hvmanager.backend.errors import HvError, InvalidStateError, ValidationError
 from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, StartAction, VmSpec
@@ -32,7 +32,7 @@ from hvmanager.backend.paths import vm_folders
 from hvmanager.backend.storage_layout import Bus, Drive, DriveKind, StorageLayout
 from hvmanager.backend.vmsettings import SettingsChange, apply_settings
 from tests.conftest import vm_name
-from tests.vm.helpers import qemu_img_info, serial_text, virsh, wait_serial
+from tests.vm.helpers import FaultyDomain, autostart_fails, qemu_img_info, serial_text, virsh, wait_serial
 
 pytestmark = pytest.mark.vm
 
@@ -247,17 +247,6 @@ def test_dvd_media_change_while_running(vm: LiveVm) -> None:
     assert blklist(vm.name)["hdc"] == "-" and blklist(vm.name, "--inactive")["hdc"] == "-"
 
 
-class _Faulty:
-    """The running VM, with one libvirt method replaced."""
-
-    def __init__(self, dom: Any, **methods: Any) -> None:
-        self._dom = dom
-        self._methods = methods
-
-    def __getattr__(self, name: str) -> Any:
-        return self._methods.get(name) or getattr(self._dom, name)
-
-
 def test_a_failed_hot_add_takes_back_the_disks_added_before_it(vm: LiveVm) -> None:
     first, second = image(vm.folder, "first.qcow2"), image(vm.folder, "second.qcow2")
     calls: list[str] = []
@@ -273,7 +262,7 @@ def test_a_failed_hot_add_takes_back_the_disks_added_before_it(vm: LiveVm) -> No
         Drive(DriveKind.HARD_DISK, Bus.SCSI, 0, 1, second, "qcow2"),
     )
     with pytest.raises(HvError, match="injected failure"):
-        vm_storage.apply_layout(vm.server.conn, _Faulty(vm.dom, attachDeviceFlags=attach), layout)
+        vm_storage.apply_layout(vm.server.conn, FaultyDomain(vm.dom, attachDeviceFlags=attach), layout)
     assert len(calls) == 2
     for flags in ((), ("--inactive",)):
         assert (
@@ -284,15 +273,10 @@ def test_a_failed_hot_add_takes_back_the_disks_added_before_it(vm: LiveVm) -> No
 def test_settings_undo_a_hot_add_when_a_later_step_fails(vm: LiveVm) -> None:
     data = image(vm.folder, "undone.qcow2")
     layout = with_drive(vm.base, Drive(DriveKind.HARD_DISK, Bus.SCSI, 0, 9, data, "qcow2"))
-
-    def fail(_flag: int) -> None:
-        raise libvirt.libvirtError("injected failure")
-
-    autostart_fails = _Faulty(vm.dom, setAutostart=fail)
     with pytest.raises(HvError, match="injected failure"):
         apply_settings(
             vm.server.conn,
-            autostart_fails,
+            autostart_fails(vm.dom),
             SettingsChange(storage=layout, start_action=StartAction.START),
             vm.server.host_info(),
         )
@@ -305,8 +289,8 @@ def test_a_disk_the_guest_does_not_release_is_reported_and_kept(
     data = image(vm.folder, "held.qcow2")
     layout = with_drive(vm.base, Drive(DriveKind.HARD_DISK, Bus.SCSI, 0, 2, data, "qcow2"))
     vm_storage.apply_layout(vm.server.conn, vm.dom, layout)
-    monkeypatch.setattr(vm_storage, "DETACH_TIMEOUT_S", 1.0)
-    ignored = _Faulty(vm.dom, detachDeviceFlags=lambda _xml, _flags: 0)  # as a guest that never lets go
+    monkeypatch.setattr(vm_storage_live, "DETACH_TIMEOUT_S", 1.0)
+    ignored = FaultyDomain(vm.dom, detachDeviceFlags=lambda _xml, _flags: 0)  # as a guest that never lets go
 
     with pytest.raises(HvError) as caught:
         vm_storage.apply_layout(vm.server.conn, ignored, vm.base)

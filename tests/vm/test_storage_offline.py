@@ -14,7 +14,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import libvirt
 import pytest
 
 from hvmanager.backend import creation, vm_storage
@@ -24,7 +23,7 @@ from hvmanager.backend.models import MemoryConfig, NewDisk, StartAction, VmSpec
 from hvmanager.backend.storage_layout import Bus, Drive, DriveKind, StorageLayout
 from hvmanager.backend.vmsettings import SettingsChange, apply_settings
 from tests.conftest import vm_name
-from tests.vm.helpers import virsh
+from tests.vm.helpers import autostart_fails, virsh
 
 pytestmark = pytest.mark.vm
 
@@ -250,19 +249,6 @@ def test_bad_disk_files_are_refused(server: Server, vm_location: Path, off_vm: A
         assert_refused(server, off_vm, replaced(layout, *layout.drives, drive), reason)
 
 
-class _AutostartFails:
-    """The VM, except that setting its autostart fails (a late step of ``apply_settings``)."""
-
-    def __init__(self, dom: Any) -> None:
-        self._dom = dom
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._dom, name)
-
-    def setAutostart(self, _flag: int) -> None:  # noqa: N802 - libvirt's method name
-        raise libvirt.libvirtError("injected failure")
-
-
 def test_settings_apply_storage_and_undo_it_when_a_later_step_fails(
     server: Server, vm_location: Path, off_vm: Any
 ) -> None:
@@ -276,7 +262,7 @@ def test_settings_apply_storage_and_undo_it_when_a_later_step_fails(
     with pytest.raises(HvError, match="injected failure"):
         apply_settings(
             server.conn,
-            _AutostartFails(off_vm),
+            autostart_fails(off_vm),
             SettingsChange(storage=new, processors=2, start_action=StartAction.START),
             host,
         )

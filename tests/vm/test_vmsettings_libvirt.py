@@ -16,7 +16,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import libvirt
 import pytest
 
 from hvmanager.backend import creation
@@ -35,6 +34,7 @@ from hvmanager.backend.models import (
 from hvmanager.backend.vmsettings import NOTE_BOOT_ORDER, SettingsChange, apply_settings
 from tests.conftest import SYSTEM_URI, vm_name
 from tests.support.guest import TestGuest, wait_for_serial
+from tests.vm.helpers import autostart_fails
 
 pytestmark = pytest.mark.vm
 
@@ -226,19 +226,6 @@ def test_vnc_password_survives_applying_settings(server: Server, host: HostInfo,
     assert graphics is not None and graphics.get("passwd") == "s3cret"
 
 
-class _AutostartFails:
-    """A ``virDomain`` whose ``setAutostart`` fails: a libvirt error in the middle of an apply."""
-
-    def __init__(self, dom: Any) -> None:
-        self._dom = dom
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._dom, name)
-
-    def setAutostart(self, _flag: int) -> None:  # noqa: N802 - libvirt's method name
-        raise libvirt.libvirtError("injected failure")
-
-
 def test_a_failure_after_rename_and_define_undoes_both(server: Server, host: HostInfo, off_vm: Any) -> None:
     name, uuid = off_vm.name(), off_vm.UUIDString()
     before = inactive_xml(name)
@@ -247,7 +234,7 @@ def test_a_failure_after_rename_and_define_undoes_both(server: Server, host: Hos
     )
 
     with pytest.raises(HvError, match="injected failure"):
-        apply_settings(server.conn, _AutostartFails(off_vm), change, host)
+        apply_settings(server.conn, autostart_fails(off_vm), change, host)
 
     assert virsh("domname", uuid).strip() == name
     assert inactive_xml(name) == before
