@@ -32,16 +32,26 @@ def event_loop_qt(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     """The qasync loop (and libvirt's event thread); closed at the end of the session.
 
     Closing stops the loop's default executor (QThreads behind ``asyncio.to_thread``): a QThread
-    still running when the interpreter exits aborts the process.
+    still running when the interpreter exits aborts the process. tests/vm/conftest.py imports this
+    fixture, which makes pytest keep a second copy: both copies hand out the one loop, whichever
+    directory's tests run first.
     """
+    if _LOOPS:
+        yield _LOOPS[0]
+        return
     apply_theme(qapp)
     # Closing a test's only window must not stop the loop while late events still run tasks.
     qapp.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
     start_event_thread()
+    _LOOPS.append(loop)
     yield loop
+    _LOOPS.clear()
     loop.close()
+
+
+_LOOPS: list[qasync.QEventLoop] = []
 
 
 Runner = Callable[[Callable[[], Awaitable[Any]]], Any]
