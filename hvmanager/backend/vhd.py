@@ -21,6 +21,7 @@ from hvmanager.backend.vhd_edit import (
     reconnect,
     resize,
 )
+from hvmanager.backend.vhd_files import flush
 from hvmanager.backend.vhd_inspect import inspect
 from hvmanager.backend.vhd_types import DiskType, EditAction, NewVhd, ParentLink, Progress, VhdInfo
 
@@ -36,6 +37,7 @@ __all__ = [
     "convert",
     "create",
     "differencing_format",
+    "flush",
     "inspect",
     "merge_into_parent",
     "merge_to_new",

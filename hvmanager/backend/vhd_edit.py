@@ -125,7 +125,7 @@ def write_new_disk(
             reserve_space(temp)
         ensure_identifier(str(temp), fmt)  # qcow2 and raw: a new identifier, as New Virtual Hard Disk
         record_type(str(temp), fmt, disk_type)
-        publish(temp, target)
+        publish(temp, target, durable=False)  # the source is kept: see vhd_files
     if progress is not None:
         progress(100.0)
     return inspect(str(target))

@@ -2,9 +2,15 @@
 a rewritten disk must keep of the file it replaces (owner, mode, extended attributes, identity).
 
 A new disk is written as ``.<name>.<random>.partial`` in the target folder; it gets its real name
-only once complete and flushed, with a no-clobber hard link (a file that appeared meanwhile is
-never overwritten). A disk rewritten in place (compact, resize) replaces the original with one
-``rename``, so the original stays whole until the new file is complete.
+only once complete, with a no-clobber hard link (a file that appeared meanwhile is never
+overwritten). A disk rewritten in place (compact, resize) is flushed to stable storage, then
+replaces the original with one ``rename``, so the original stays whole until the new file is
+complete and durable.
+
+A new file made from a source that is kept (convert, merge to a new disk) is named without waiting
+for the kernel to write it out (``publish(durable=False)``): the source still holds the data, the
+first flush of the file (e.g. a VM using it) writes it out, and not waiting makes the copy as fast
+as ``qemu-img convert``. Whoever then deletes the source calls ``flush`` first.
 """
 
 from __future__ import annotations
@@ -64,11 +70,19 @@ def _sync_folder(folder: Path) -> None:
         _sync(folder)
 
 
-def publish(temp: Path, destination: str | Path) -> None:
-    """Give a complete new disk its name; refuse (and keep nothing) when the name is taken."""
+def flush(path: str | Path) -> None:
+    """Write a disk file's data to stable storage (before deleting what it was made from)."""
+    _sync(Path(path))
+    _sync_folder(Path(path).parent)
+
+
+def publish(temp: Path, destination: str | Path, durable: bool = True) -> None:
+    """Give a complete new disk its name (after flushing it, when ``durable``); refuse (and keep
+    nothing) when the name is taken."""
     destination = Path(destination)
     os.chmod(temp, 0o644)
-    _sync(temp)
+    if durable:
+        _sync(temp)
     try:
         os.link(temp, destination)
     except FileExistsError as exc:
@@ -80,7 +94,8 @@ def publish(temp: Path, destination: str | Path) -> None:
             raise ValidationError(f"'{destination}' already exists.", "Choose another name.") from exc
         os.rename(temp, destination)
     temp.unlink(missing_ok=True)
-    _sync_folder(destination.parent)
+    if durable:
+        _sync_folder(destination.parent)
 
 
 def replace(temp: Path, original: str | Path, fmt: str) -> None:

@@ -234,6 +234,7 @@ def convert_vhd(ctx: Context, args: argparse.Namespace) -> int:
     with progress_on(ctx, "Converting") as report:
         converted = vhd.convert(source, destination, fmt, disk_type, report)
     if args.delete_source:
+        vhd.flush(converted.path)  # the copy is on stable storage before its source goes
         os.unlink(source)
         ctx.note(f"Deleted the source '{source}'.")
     show_disk(ctx, converted)

@@ -545,3 +545,33 @@ def test_disks_of_a_running_vm(
         assert err.startswith("hvctl: error: ") and reason in err, err
     assert _capacity(name, "hda") == ide_size and _capacity(name, "sda") == 48 * MIB
     assert not copy.exists() and scsi_disk.exists()
+
+
+def test_convert_vhd_delete_source_flushes_the_copy_before_deleting(
+    capsys: pytest.CaptureFixture[str], folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain convert names its copy without waiting for the kernel to write it out (the source
+    is kept); with --delete-source the copy must be on stable storage before the source goes."""
+    source = new_qcow2(folder / "source.qcow2")
+    write(source, 0x42, 3 * MIB, 2 * MIB)
+    events: list[tuple[str, str]] = []
+    real_fsync, real_unlink = os.fsync, os.unlink
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+        events.append(("unlink", str(path)))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "unlink", unlink)
+    copy = folder / "copy.qcow2"
+    ok_json(capsys, "convert-vhd", str(source), str(copy))
+    assert ("fsync", str(copy)) not in events and source.exists()
+    events.clear()
+    moved = folder / "moved.qcow2"
+    ok_json(capsys, "convert-vhd", str(copy), str(moved), "--delete-source")
+    assert events.index(("fsync", str(moved))) < events.index(("unlink", str(copy)))
+    assert not copy.exists() and identical(source, moved)
