@@ -348,7 +348,19 @@ def _parse_disk(disk: ET.Element) -> DiskConfig:
         target=target.get("dev", "") if target is not None else "",
         readonly=disk.find("readonly") is not None,
         source_type=disk.get("type", "file"),
+        slot=_drive_slot(disk.find("address"), target.get("bus", "") if target is not None else ""),
     )
+
+
+def _drive_slot(address: ET.Element | None, bus: str) -> tuple[int, int] | None:
+    """(controller, location) of an IDE or SCSI drive address: IDE Controller N is the IDE bus N."""
+    if address is None or address.get("type") != "drive" or bus not in ("ide", "scsi"):
+        return None
+    controller = address.get("bus" if bus == "ide" else "controller", "0")
+    unit = address.get("unit", "0")
+    if not (controller.isdigit() and unit.isdigit()):
+        return None
+    return int(controller), int(unit)
 
 
 def _parse_nic(nic: ET.Element) -> NicConfig:

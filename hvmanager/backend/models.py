@@ -97,6 +97,7 @@ class DiskConfig:
     target: str  # "hda", "sda", ...
     readonly: bool = False
     source_type: str = "file"  # "file", "block", ...
+    slot: tuple[int, int] | None = None  # (controller, location) as Hyper-V numbers IDE and SCSI
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,14 @@ _IDE_NAMES = "hd"
 
 
 def drive_label(target: str, config: DiskConfig | None) -> str:
-    """Where the drive sits, as Hyper-V names it: ``IDE 0:1`` (from libvirt's fixed IDE device
-    names hda-hdd), otherwise the bus and the device name (``SCSI (sdb)``); only the device name
-    while the drive's configuration is not known yet (just hot-added)."""
+    """Where the drive sits, as Hyper-V names it: ``IDE 0:1``, ``SCSI 0:3`` (from the drive's
+    address; without one, IDE from libvirt's fixed device names hda-hdd, otherwise the bus and
+    the device name: ``VIRTIO (vda)``); only the device name while the drive's configuration is
+    not known yet (just hot-added)."""
     if config is None:
         return target
+    if config.slot is not None:
+        return f"{config.bus.upper()} {config.slot[0]}:{config.slot[1]}"
     if config.bus == "ide" and len(target) == 3 and target.startswith(_IDE_NAMES):
         index = ord(target[2]) - ord("a")
         if 0 <= index < 4:

@@ -141,3 +141,16 @@ def test_running_at_host_stop_is_remembered() -> None:
     xml = domxml.edit_running_at_host_stop(domxml.build_domain_xml(_plan()), True)
     assert domxml.parse_domain_xml(xml).running_at_host_stop
     assert not domxml.parse_domain_xml(domxml.edit_running_at_host_stop(xml, False)).running_at_host_stop
+
+
+def test_disks_carry_their_controller_and_location_from_the_address() -> None:
+    xml = """<domain type='qemu'><name>x</name><devices>
+      <disk type='file' device='cdrom'><target dev='hdc' bus='ide'/>
+        <address type='drive' controller='0' bus='1' target='0' unit='0'/></disk>
+      <disk type='file' device='disk'><source file='/d/a.qcow2'/><target dev='sdf' bus='scsi'/>
+        <address type='drive' controller='2' bus='0' target='0' unit='5'/></disk>
+      <disk type='file' device='disk'><source file='/d/b.qcow2'/><target dev='vda' bus='virtio'/>
+        <address type='pci' domain='0x0000' bus='0x00' slot='0x07' function='0x0'/></disk>
+    </devices></domain>"""
+    slots = [disk.slot for disk in domxml.parse_domain_xml(xml).disks]
+    assert slots == [(1, 0), (2, 5), None]

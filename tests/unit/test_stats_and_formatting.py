@@ -187,6 +187,9 @@ def test_rate_formats() -> None:
     assert drive_label("sda", DiskConfig("cdrom", "/d/x.iso", "raw", "scsi", "sda")) == "SCSI DVD (sda)"
     assert drive_label("vda", DiskConfig("disk", "/d/a", "qcow2", "virtio", "vda")) == "VIRTIO (vda)"
     assert drive_label("sdc", None) == "sdc"  # hot-added, its configuration not read yet
+    scsi = DiskConfig("disk", "/d/a", "qcow2", "scsi", "sdb", slot=(1, 3))
+    assert drive_label("sdb", scsi) == "SCSI 1:3"  # from the drive's address
+    assert drive_label("hdc", DiskConfig("cdrom", "/d/x.iso", "raw", "ide", "hdc", slot=(1, 0))) == "IDE 1:0"
 
 
 def _column(table: StorageTab, column: int) -> list[str]:

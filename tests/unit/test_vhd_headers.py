@@ -33,6 +33,22 @@ def test_crc32c_matches_the_standard_check_value() -> None:
     assert crc32c(b"") == 0
 
 
+def test_crc32c_of_trailing_zeros_equals_the_byte_by_byte_walk() -> None:
+    """The run of zeros at the end is applied at once; it must give the byte-by-byte result."""
+    rng = random.Random(20261126)
+
+    def walked(data: bytes) -> int:
+        crc = 0
+        for byte in data:
+            crc = crc32c(bytes([byte]), crc)
+        return crc
+
+    for _ in range(40):
+        data = rng.randbytes(rng.randint(0, 64)) + bytes(rng.choice([0, 1, 7, 4096, 65536 - 64]))
+        assert crc32c(data) == walked(data)
+    assert crc32c(bytes(65536)) == walked(bytes(65536))
+
+
 def test_chs_geometry_of_the_writer_follows_the_spec_table() -> None:
     # 16 MiB: 32768 sectors -> 17 sectors per track, 4 heads, 481 cylinders.
     assert chs_geometry(16 * MIB) == (481 << 16) | (4 << 8) | 17
