@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 
-from hvmanager.backend import disk_usage, vhd, vm_storage
+from hvmanager.backend import disk_usage, passthrough, vhd, vm_storage
 from hvmanager.backend.connection import libvirt_errors
 from hvmanager.backend.errors import HvError, InvalidStateError, ValidationError
 from hvmanager.backend.formatting import format_bytes
@@ -123,6 +124,21 @@ def show_disk(ctx: Context, info: VhdInfo) -> None:
         output.write_text(ctx.out, output.vhd_text(record))
 
 
+def is_block_device(path: str) -> bool:
+    """True for a host block device (a physical disk as the source of a copy)."""
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _copy_source_problems(ctx: Context, device: str) -> list[str]:
+    """A physical disk is copied only while nothing else uses it (a mounted file system or a
+    running VM would change under the copy), as the wizard offers only such disks."""
+    problem = passthrough.passthrough_problem(ctx.conn, device)
+    return [problem.replace("can't be used as a physical disk", "can't be copied")] if problem else []
+
+
 # --- the verbs ----------------------------------------------------------------------------------
 
 
@@ -145,6 +161,8 @@ def new_vhd(ctx: Context, args: argparse.Namespace) -> int:
         physical_sector_size=args.physical_sector_size,
     )
     problems = vhd.new_vhd_problems(request)
+    if not problems and request.source and is_block_device(request.source):
+        problems = _copy_source_problems(ctx, request.source)
     if problems:
         raise ValidationError(" ".join(problems), "Nothing was created.")
     with progress_on(ctx, "Creating") as report:

@@ -575,3 +575,29 @@ def test_convert_vhd_delete_source_flushes_the_copy_before_deleting(
     ok_json(capsys, "convert-vhd", str(copy), str(moved), "--delete-source")
     assert events.index(("fsync", str(moved))) < events.index(("unlink", str(copy)))
     assert not copy.exists() and identical(source, moved)
+
+
+def test_new_vhd_refuses_to_copy_a_mounted_physical_disk(
+    capsys: pytest.CaptureFixture[str], folder: Path, tmp_path: Path
+) -> None:
+    """A file system mounted on the host changes under the copy: refused, as the wizard greys it
+    out, and nothing is created."""
+    backing = tmp_path / "mounted.raw"
+    with open(backing, "wb") as handle:
+        handle.truncate(16 * MIB)
+    device = subprocess.run(
+        ["losetup", "-f", "--show", str(backing)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    point = tmp_path / "mnt"
+    point.mkdir()
+    try:
+        subprocess.run(["mkfs.ext2", "-q", "-F", device], check=True)
+        subprocess.run(["mount", device, str(point)], check=True)
+        before = sorted(os.listdir(folder))
+        code, out, err = run(capsys, "new-vhd", str(folder / "copy.qcow2"), "--source-disk", device)
+        assert code == 1 and out == ""
+        assert f"'{device}' can't be copied: it is mounted on the host at {point}." in err
+        assert sorted(os.listdir(folder)) == before
+    finally:
+        subprocess.run(["umount", str(point)], check=False)
+        subprocess.run(["losetup", "-d", device], check=False)
