@@ -6,16 +6,16 @@ page up to the first one with a problem) whose inputs are checked in two ways: e
 fields as they are typed (``field_problem``: pure checks such as ``limits``), and the whole
 request by the back end (``run_checks``), which reads files and so runs off the GUI thread through
 the ``DiskController``. A page shows the first problem of either in red and keeps Next and Finish
-disabled; Next also waits for the check of what was typed last. Finish runs the operation
-(``perform``) on the Summary page with a progress bar; a failure is shown there in red and the
-wizard stays open (the back end leaves nothing half-made behind).
+disabled; Next also waits for the check of what was typed last. Finish runs the operation the
+subclass hands to the constructor on the Summary page with a progress bar; a failure is shown
+there in red and the wizard stays open (the back end leaves nothing half-made behind).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent
@@ -26,6 +26,9 @@ from hvmanager.controllers.tasks import spawn
 from hvmanager.ui.disk_wizard_pages import SummaryPage
 from hvmanager.ui.new_vm_wizard_base import ProblemPage
 from hvmanager.ui.wizard_frame import PageListWizard
+
+Operation = Callable[[Callable[[float], None]], Awaitable[object]]
+"""What Finish runs: called with ``on_progress(percent)``; raises on failure."""
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +42,21 @@ _UNCHECKED = object()
 class DiskWizard(PageListWizard):
     """A disk wizard: pages in a line, the last one a ``SummaryPage``.
 
-    Subclasses provide ``field_problem``, ``check_key``/``run_checks``, ``summary``,
-    ``running_text`` and ``perform``. Signal ``completed(object)``: the operation's result.
+    Subclasses pass the operation Finish runs to the constructor and provide ``field_problem``,
+    ``check_key``/``run_checks``, ``summary`` and ``running_text``. Signal ``completed(object)``:
+    the operation's result.
     """
 
     completed = Signal(object)
 
-    def __init__(self, controller: DiskController, title: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, controller: DiskController, title: str, operation: Operation, parent: QWidget | None = None
+    ) -> None:
+        """``operation(on_progress)`` is what Finish runs (``on_progress(percent)`` on the GUI
+        thread); it raises on failure."""
         super().__init__(parent)
         self.controller = controller
+        self._operation = operation
         self.setWindowTitle(title)
         self._pages: list[ProblemPage] = []
         self._refreshing = False
@@ -105,10 +114,6 @@ class DiskWizard(PageListWizard):
     def running_text(self) -> str:
         """What the progress bar stands for ("Creating the virtual hard disk...")."""
         return ""
-
-    async def perform(self, on_progress: Callable[[float], None]) -> object:
-        """Run the operation (``on_progress(percent)`` on the GUI thread); raise on failure."""
-        raise NotImplementedError
 
     # --- state --------------------------------------------------------------------------------
 
@@ -220,7 +225,7 @@ class DiskWizard(PageListWizard):
         self._set_running(True)
         self.summary_page.show_running(self.running_text())
         try:
-            result = await self.perform(self.summary_page.set_progress)
+            result = await self._operation(self.summary_page.set_progress)
         except Exception as exc:  # every failure is shown; HvErrors say what to do
             log.debug("disk wizard operation failed", exc_info=exc)
             self._set_running(False)

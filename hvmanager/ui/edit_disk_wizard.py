@@ -66,7 +66,7 @@ class EditDiskWizard(DiskWizard):
         parent: QWidget | None = None,
     ) -> None:
         """``path`` and ``action`` preset the disk and the action (Inspect Disk's Reconnect…)."""
-        super().__init__(controller, "Edit Virtual Hard Disk Wizard", parent)
+        super().__init__(controller, "Edit Virtual Hard Disk Wizard", self.perform, parent)
         self.setObjectName("editDiskWizard")
         self._report: DiskReport | None = None
         self._report_path: str | None = None

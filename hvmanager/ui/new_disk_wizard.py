@@ -58,7 +58,7 @@ class NewDiskWizard(DiskWizard):
 
     def __init__(self, controller: DiskController, folder: str, parent: QWidget | None = None) -> None:
         """``folder``: where the file goes unless the user picks another (the host's disk folder)."""
-        super().__init__(controller, "New Virtual Hard Disk Wizard", parent)
+        super().__init__(controller, "New Virtual Hard Disk Wizard", self.perform, parent)
         self.setObjectName("newDiskWizard")
         self._parent_note = ""
         self._copy_note = ""

@@ -157,13 +157,6 @@ class NewVmWizard(PageListWizard):
         """Everything that keeps Finish disabled (``vmspec.spec_problems`` of ``spec()``)."""
         return vmspec.spec_problems(self.spec(), self._ctx)
 
-    def furthest_reachable(self) -> PageId:
-        """The last page the page list can jump to: every page before it is valid."""
-        for page_id, page in zip(PageId, self._pages(), strict=True):
-            if not page.isComplete():
-                return page_id
-        return PageId.SUMMARY
-
     def accept(self) -> None:
         """Finish: hand the spec over, unless it is invalid (then stay and show why)."""
         spec = self.spec()

@@ -100,10 +100,20 @@ class DrivePage(SettingsPage):
     remove_requested = Signal()
 
     def __init__(
-        self, drive: Drive, rules: StorageRules, attached: bool, intro: str, remove_text: str
+        self,
+        drive: Drive,
+        rules: StorageRules,
+        attached: bool,
+        texts: tuple[str, str],
+        path_name: str,
     ) -> None:
+        """``texts``: the page's introduction and the sentence above Remove; ``path_name``: the
+        object name of the file path field."""
+        intro, remove_text = texts
         super().__init__("Hard Drive" if drive.kind is DriveKind.HARD_DISK else "DVD Drive", intro)
         self.kind, self.rules = drive.kind, rules
+        self.path = QLineEdit("" if drive.passthrough else drive.path or "")
+        self.path.setObjectName(path_name)
         self.loaded = drive if attached else None
         self.slot: Slot = drive.slot
         self.controller = QComboBox()
@@ -211,8 +221,11 @@ class DrivePage(SettingsPage):
         """Enable the media widgets for the current rules."""
 
     def drive(self) -> Drive:
-        """The drive as shown."""
-        raise NotImplementedError
+        """The drive as shown: here, the file named in the path field (the pages add their other
+        choices: no media, a physical disk)."""
+        bus, controller, location = self.slot
+        text = self.path.text().strip()
+        return Drive(self.kind, bus, controller, location, text, file_format(text, self.loaded))
 
     def file_problem(self, qemu_user: str | None = None) -> str | None:
         """Why the file this drive names can't be used (see ``file_problem``), or None."""
@@ -247,8 +260,11 @@ class DvdDrivePage(DrivePage):
             drive,
             rules,
             attached,
-            "Select the controller and location on the controller to attach the CD/DVD drive.",
-            "To remove the virtual CD/DVD drive from this virtual machine, click Remove.",
+            (
+                "Select the controller and location on the controller to attach the CD/DVD drive.",
+                "To remove the virtual CD/DVD drive from this virtual machine, click Remove.",
+            ),
+            "isoPathEdit",
         )
         self.setObjectName("dvdDrivePage")
         self.none = QRadioButton("None")
@@ -258,8 +274,6 @@ class DvdDrivePage(DrivePage):
         self.media = QButtonGroup(self)
         self.media.addButton(self.none)
         self.media.addButton(self.image)
-        self.path = QLineEdit(drive.path or "")
-        self.path.setObjectName("isoPathEdit")
         self.browse_button = page_button("Browse...", "isoBrowseButton")
         (self.none if drive.path is None else self.image).setChecked(True)
         box = QGroupBox("Media")
@@ -293,11 +307,9 @@ class DvdDrivePage(DrivePage):
         self.note.set_text(reason or "")
 
     def drive(self) -> Drive:
-        bus, controller, location = self.slot
         if self.none.isChecked():
-            return Drive(DriveKind.DVD, bus, controller, location, None)
-        text = self.path.text().strip()
-        return Drive(DriveKind.DVD, bus, controller, location, text, file_format(text, self.loaded))
+            return Drive(DriveKind.DVD, *self.slot, None)
+        return super().drive()
 
     def _on_media_toggled(self, _button: QRadioButton, checked: bool) -> None:
         if checked:

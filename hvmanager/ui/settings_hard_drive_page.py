@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QStandardItemModel
-from PySide6.QtWidgets import QButtonGroup, QComboBox, QGroupBox, QLineEdit, QRadioButton, QVBoxLayout
+from PySide6.QtWidgets import QButtonGroup, QComboBox, QGroupBox, QRadioButton, QVBoxLayout
 
 from hvmanager.backend import limits
 from hvmanager.backend.storage_layout import Drive, DriveKind, HostDisk
 from hvmanager.ui.disk_wizard_pages import DISK_FILTERS
-from hvmanager.ui.settings_drive_pages import DrivePage, button_row, file_format
+from hvmanager.ui.settings_drive_pages import DrivePage, button_row
 from hvmanager.ui.settings_pages import indented, wrapped_label
 from hvmanager.ui.settings_storage_pages import StorageRules, page_button
 
@@ -38,11 +38,14 @@ class HardDrivePage(DrivePage):
             drive,
             rules,
             attached,
-            "You can change how this virtual hard disk is attached to the virtual machine. If an "
-            "operating system is installed on this disk, changing the attachment might prevent the "
-            "virtual machine from starting.",
-            "To remove the virtual hard disk, click Remove. This disconnects the disk but does not "
-            "delete the associated file.",
+            (
+                "You can change how this virtual hard disk is attached to the virtual machine. If an "
+                "operating system is installed on this disk, changing the attachment might prevent the "
+                "virtual machine from starting.",
+                "To remove the virtual hard disk, click Remove. This disconnects the disk but does not "
+                "delete the associated file.",
+            ),
+            "diskPathEdit",
         )
         self.setObjectName("hardDrivePage")
         self.virtual = QRadioButton("Virtual hard disk:")
@@ -52,8 +55,6 @@ class HardDrivePage(DrivePage):
         self.media = QButtonGroup(self)
         self.media.addButton(self.virtual)
         self.media.addButton(self.physical)
-        self.path = QLineEdit("" if drive.passthrough else drive.path or "")
-        self.path.setObjectName("diskPathEdit")
         self.new_button = page_button("New", "newDiskButton")
         self.edit_button = page_button("Edit", "editDiskButton")
         self.inspect_button = page_button("Inspect", "inspectDiskButton")
@@ -143,12 +144,10 @@ class HardDrivePage(DrivePage):
         self.path.setText(path)
 
     def drive(self) -> Drive:
-        bus, controller, location = self.slot
         if self.physical.isChecked():
             path = self.disks.currentData() if self.disks.currentIndex() >= 0 else None
-            return Drive(DriveKind.HARD_DISK, bus, controller, location, path, None, True)
-        text = self.path.text().strip()
-        return Drive(DriveKind.HARD_DISK, bus, controller, location, text, file_format(text, self.loaded))
+            return Drive(DriveKind.HARD_DISK, *self.slot, path, None, True)
+        return super().drive()
 
     def _on_media_toggled(self, _button: QRadioButton, checked: bool) -> None:
         if checked:

@@ -53,8 +53,13 @@ class PageListWizard(QWizard):
         self.setSideWidget(self.page_list)
 
     def furthest_reachable(self) -> int:
-        """The last page the page list can jump to: every page before it is valid."""
-        raise NotImplementedError
+        """The last page the page list can jump to: every page before it is complete."""
+        ids = self.pageIds()
+        for page_id in ids:
+            page = self.page(page_id)
+            if page is not None and not page.isComplete():
+                return page_id
+        return ids[-1] if ids else 0
 
     def page_list_locked(self) -> bool:
         """Whether the page list takes no clicks now (e.g. while an operation runs)."""
