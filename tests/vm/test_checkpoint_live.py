@@ -40,6 +40,15 @@ def _ticks(text: str) -> list[tuple[int, str]]:
     return [(int(n), mark) for n, mark in _TICK.findall(text)]
 
 
+def _output_with_a_tick(log: Path, offset: int) -> str:
+    """The serial output after ``offset`` once it holds a whole tick line (not half a line)."""
+    deadline = time.monotonic() + 90
+    while not _ticks(after := serial_text(log)[offset:]):
+        assert time.monotonic() < deadline, f"no tick line after offset {offset}:\n{after[-800:]}"
+        time.sleep(0.1)
+    return after
+
+
 def _wait_marked_ticks(log: Path, mark: str, count: int, after: int = 0) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -120,8 +129,7 @@ def test_apply_restores_disk_and_memory_of_running_guest(writer_vm: Any, tmp_pat
     checkpoints.apply(server.conn, dom, taken.id)
 
     assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-    wait_serial(log, "HVTEST: tick", after=offset)
-    after = serial_text(log)[offset:]
+    after = _output_with_a_tick(log, offset)
     first_tick = _ticks(after)[0][0]
     assert first_tick < highest_before, "the tick counter went back: the guest resumed from memory"
     assert "HVTEST: booted" not in after, "resumed from memory, not booted again"
@@ -173,8 +181,7 @@ def _resume_and_check(dom: Any, log: Path) -> tuple[int, str]:
     """Start a saved VM; returns the first tick it prints and everything it printed meanwhile."""
     offset = len(serial_text(log))
     dom.create()
-    wait_serial(log, "HVTEST: tick", after=offset)
-    after = serial_text(log)[offset:]
+    after = _output_with_a_tick(log, offset)
     assert "HVTEST: booted" not in after, "resumed from its saved state, not booted"
     return _ticks(after)[0][0], after
 
