@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 RUNTIME_PACKAGES="libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils ovmf
-  dnsmasq-base iproute2 pkg-config gcc python3-dev python3-venv
+  dnsmasq-base iptables iproute2 pkg-config gcc python3-dev python3-venv
   libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0
   libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0
   libxcb-image0 xvfb xauth tini"

@@ -51,6 +51,9 @@ Markers printed by the guest (one line each, on ttyS0 == /dev/console)::
     HVTEST: mounted /dev/<d> on /mnt/<d> hvtest.mountdisk done ("mount failed <d> <why>")
     HVTEST: block sda=<n> sdb=<n> ...   hvtest.watchdisks: the sd*/vd*/hd* disks and their
                                         sizes in 512-byte sectors, at start and on every change
+    HVTEST: ping <addr> up|down         hvtest.ping: first result and every change
+    HVTEST: net eth0=<mac>/<rxq> ...    hvtest.watchnet: network devices, their MAC and
+                                        rx queue count, at start and on every change
     HVTEST: agent started               hvtest.agent: qemu-ga holds the agent port open
     HVTEST: agent failed <reason>       ... or why it does not
     HVTEST: unknown option <key>        an hvtest.<key> the init script lacks
@@ -89,6 +92,14 @@ Kernel command line options read by ``/init`` (append them to
     whenever that set or a size changes, polled every 0.5 s in the background:
     a hot-added, hot-removed or online-expanded disk shows up on the serial
     console within a second of the guest kernel noticing it.
+``hvtest.ping=<addr>[,<addr>...]``
+    Ping each address once a second in the background (busybox ``ping``, 1 s
+    timeout) and print ``HVTEST: ping <addr> up`` or ``... down`` on the first
+    result and whenever it changes.
+``hvtest.watchnet``
+    Print ``HVTEST: net eth0=<mac>/<rx queues> ...`` (the ``/sys/class/net``
+    entries but ``lo``) at once, then whenever that set or a queue count
+    changes, polled every 0.5 s: a hot-added adapter or a VMQ queue count shows.
 ``hvtest.agent``
     Start ``qemu-ga`` on the virtio-serial port ``org.qemu.guest_agent.0``
     (libvirt's guest agent channel). The guest has no udev, so ``/init`` makes

@@ -203,6 +203,58 @@ hvtest_opt_watchdisks() {
     ) &
 }
 
+# hvtest.ping=<addr>[,<addr>...]: in the background, ping each address once a
+# second (busybox ping, 1 s timeout) and print "HVTEST: ping <addr> up" or
+# "HVTEST: ping <addr> down" on the first result and whenever it changes.
+ping_watch() {
+    state=
+    while :; do
+        if ping -c 1 -W 1 "$1" >/dev/null 2>&1; then now=up; else now=down; fi
+        if [ "$now" != "$state" ]; then
+            say "ping $1 $now"
+            state=$now
+        fi
+        sleep 1
+    done
+}
+
+hvtest_opt_ping() {
+    for addr in $(echo "$1" | tr , ' '); do
+        ping_watch "$addr" &
+    done
+}
+
+# hvtest.watchnet: print "HVTEST: net eth0=<mac>/<rx queues> eth1=..." (the
+# entries of /sys/class/net but lo, in ls order, with their MAC address and
+# number of rx-* queues; "HVTEST: net" when there are none) at once, and again
+# whenever that set or a queue count changes (polled every 0.5 s in the
+# background): a hot-added or hot-removed adapter shows up on the console.
+net_devices() {
+    line=net
+    for dev in $(ls /sys/class/net 2>/dev/null); do
+        [ "$dev" = lo ] && continue
+        queues=$(ls "/sys/class/net/$dev/queues" 2>/dev/null | grep -c '^rx-')  # no glob: set -f
+        line="$line $dev=$(cat "/sys/class/net/$dev/address" 2>/dev/null)/$queues"
+    done
+    echo "$line"
+}
+
+hvtest_opt_watchnet() {
+    devices=$(net_devices)
+    say "$devices"
+    (
+        prev=$devices
+        while :; do
+            sleep 0.5
+            cur=$(net_devices)
+            if [ "$cur" != "$prev" ]; then
+                say "$cur"
+                prev=$cur
+            fi
+        done
+    ) &
+}
+
 write_tick_record() {
     mark=$(dd if="/dev/$MARKDEV" bs=2048 count=1 iflag=direct 2>/dev/null | head -n 1 | tr -cd 'A-Za-z0-9-')
     printf 'HVTICK %d %s\n' "$1" "$mark" |
