@@ -13,7 +13,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hvmanager.backend import accel, inventory, paths, qemuimg, vmspec
+import libvirt
+
+from hvmanager.backend import (
+    accel,
+    inventory,
+    mac_pool,
+    paths,
+    qemuimg,
+    vm_network_config,
+    vm_network_slots,
+    vmspec,
+)
 from hvmanager.backend.accel import AccelDecision
 from hvmanager.backend.connection import Server, libvirt_errors
 from hvmanager.backend.domxml import DiskPlan, DomainPlan, build_domain_xml
@@ -29,7 +40,9 @@ from hvmanager.backend.models import (
     NewDisk,
     VmSpec,
 )
-from hvmanager.backend.settings import AppSettings
+from hvmanager.backend.network_models import SYNTHETIC_ADAPTER_NAME, MacRange
+from hvmanager.backend.nic_xml import AdapterExtras
+from hvmanager.backend.settings import AppSettings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +123,41 @@ def _disk_plans(spec: VmSpec, undo: _Undo) -> tuple[DiskPlan, ...]:
     return tuple(plans)
 
 
-def create_vm(server: Server, spec: VmSpec, decision: AccelDecision) -> str:
+def _new_adapter_mac(server: Server, mac_range: MacRange | None) -> str:
+    """The dynamic MAC address of the new VM's network adapter: the first of the range no VM uses."""
+    wanted = mac_range if mac_range is not None else mac_pool.configured_range(load_settings())
+    return mac_pool.next_free_mac(wanted, mac_pool.used_macs(server.conn))
+
+
+def _define(server: Server, plan: DomainPlan) -> Any:
+    """Define the domain: its adapter's MAC recorded as dynamic, and a Generation 2 VM given spare
+    PCIe root ports (libvirt makes only those its devices need) so adapters can be hot-added."""
+    xml = build_domain_xml(plan)
+    if plan.mac:
+        adapter = AdapterExtras(SYNTHETIC_ADAPTER_NAME, dynamic_mac=True, vmq=False)
+        xml = vm_network_config.with_extras(xml, {plan.mac: adapter})
+    with libvirt_errors(f"Creating '{plan.name}'"):
+        dom: Any = server.conn.defineXML(xml)
+    try:
+        with libvirt_errors(f"Creating '{plan.name}'"):
+            spare = vm_network_slots.with_spare_root_ports(inventory.domain_xml(dom))
+            if spare is not None:
+                dom = server.conn.defineXML(spare)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        raise
+    return dom
+
+
+def create_vm(
+    server: Server, spec: VmSpec, decision: AccelDecision, mac_range: MacRange | None = None
+) -> str:
     """Create the VM described by ``spec``; returns its UUID. Nothing is left behind on failure.
 
     On a remote server the VM's files are that server's: nothing is created on this machine, so
-    a new disk can't be made (attach an existing one) and there is no serial log file.
+    a new disk can't be made (attach an existing one) and there is no serial log file. The network
+    adapter's dynamic MAC address comes from ``mac_range`` (by default the settings' range).
     """
     ctx = host_context(server)
     problems = vmspec.spec_problems(spec, ctx)
@@ -125,6 +168,7 @@ def create_vm(server: Server, spec: VmSpec, decision: AccelDecision) -> str:
         )
     if problems:
         raise ValidationError(problems[0])
+    mac = _new_adapter_mac(server, mac_range)
     folders = paths.vm_folders(spec.location, spec.name)
     undo = _Undo()
     try:
@@ -141,14 +185,13 @@ def create_vm(server: Server, spec: VmSpec, decision: AccelDecision) -> str:
             created=datetime.now().astimezone(),
             disks=_disk_plans(spec, undo),
             network=spec.network,
+            mac=mac,
             boot_order=_boot_order(spec),
             kernel_boot=spec.install if isinstance(spec.install, KernelBoot) else None,
             notes=spec.notes,
             serial_log=str(folders.serial_log) if server.local else None,
         )
-        with libvirt_errors(f"Creating '{spec.name}'"):
-            dom: Any = server.conn.defineXML(build_domain_xml(plan))
-        return str(dom.UUIDString())
+        return str(_define(server, plan).UUIDString())
     except BaseException:
         undo.rollback()
         raise

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from hvmanager.backend.network_models import PortStats
+
 
 class Heartbeat(enum.Enum):
     """The Heartbeat line of the Summary tab, as Hyper-V words it (from the guest agent)."""
@@ -202,6 +204,7 @@ class VmStats:
     demand_mib: int | None = None
     started_at: float | None = None  # wall-clock time (time.time()) the VM's process started
     disks: tuple[DiskThroughput, ...] = ()  # drives with media, in libvirt's order
+    ports: tuple[PortStats, ...] = ()  # adapters with a host device (switch ports), in libvirt's order
 
     def uptime(self, now: float | None = None) -> float | None:
         """Seconds since the VM started (at ``now``, by default the current time)."""

@@ -12,6 +12,9 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from hvmanager.backend import mac_pool
+from hvmanager.backend.errors import ValidationError
+
 ACCEL_MODES = ("auto", "kvm", "tcg")
 STATS_INTERVAL_RANGE_MS = (250, 60_000)
 LOCAL_URI = "qemu:///system"
@@ -49,6 +52,8 @@ class AppSettings:
     accel: str = "auto"
     stats_interval_ms: int = 1000
     thumbnail_interval_ms: int = 3000
+    mac_minimum: str = ""  # MAC address range of new adapters; "" = Hyper-V's default bound
+    mac_maximum: str = ""
 
     def custom_disk_folder(self) -> str | None:
         """The folder for new disks when the user chose one; None means "in each VM's folder"."""
@@ -75,7 +80,19 @@ class AppSettings:
         for label, folder in (("virtual machines", self.vm_folder), ("disks", self.disk_folder)):
             if not os.path.isabs(folder):
                 found.append(f"The default folder for {label} must be an absolute path.")
+        found.extend(self._mac_range_problems())
         return found
+
+    def _mac_range_problems(self) -> list[str]:
+        """The MAC address range's problems (only when the user chose a bound of it)."""
+        if not all(isinstance(bound, str) for bound in (self.mac_minimum, self.mac_maximum)):
+            return ["The bounds of the MAC address range must be text."]  # a hand-edited file
+        if not (self.mac_minimum.strip() or self.mac_maximum.strip()):
+            return []
+        try:
+            return mac_pool.range_problems(mac_pool.configured_range(self))
+        except ValidationError as exc:
+            return [f"The MAC address range: {exc.message}"]
 
 
 def settings_path() -> Path:

@@ -3,11 +3,14 @@
 CPU usage is the share of the whole host's processor time used since the previous tick, as
 Hyper-V Manager shows it. Uptime comes from the QEMU process's start time on the local machine,
 otherwise from when the VM was first seen running. Each drive's read and write throughput (bytes
-and requests per second) comes from the same call's block counters, between two ticks.
+and requests per second) comes from the same call's block counters, between two ticks, and each
+network adapter's traffic (a switch port: ``backend.switch_stats``) from its interface counters,
+with one netlink dump of the host's bridge ports per tick telling which switch each port is on.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -16,14 +19,26 @@ from typing import Any
 
 import libvirt
 
-from hvmanager.backend.connection import libvirt_errors
+from hvmanager.backend.bridge_netlink import bridge_ports
+from hvmanager.backend.connection import is_local_uri, libvirt_errors
 from hvmanager.backend.models import DiskThroughput, VmStats
+from hvmanager.backend.network_models import PortStats
+from hvmanager.backend.port_map import (
+    SwitchDirectory,
+    SwitchOf,
+    local_switch_lookup,
+    switch_from_xml,
+)
+from hvmanager.backend.switch_stats import PortTracker
+
+log = logging.getLogger(__name__)
 
 LIST_GROUPS = (
     libvirt.VIR_DOMAIN_STATS_STATE
     | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
     | libvirt.VIR_DOMAIN_STATS_BALLOON
     | libvirt.VIR_DOMAIN_STATS_BLOCK
+    | libvirt.VIR_DOMAIN_STATS_INTERFACE
 )
 # A drive's cumulative counters: bytes read, bytes written, read requests, write requests.
 _COUNTER_KEYS = ("rd.bytes", "wr.bytes", "rd.reqs", "wr.reqs")
@@ -88,6 +103,9 @@ class StatsSampler:
         self._previous_disks: dict[str, dict[str, tuple[float, Counters]]] = {}
         self._started: dict[str, float] = {}
         self._last: dict[str, VmStats] = {}
+        self.ports = PortTracker()
+        self.switches = SwitchDirectory()
+        self._locality: tuple[int, bool] | None = None  # (id of the connection, local?)
 
     def sample(self, conn: Any) -> dict[str, VmStats]:
         """One tick: a single bulk call for every VM (blocking)."""
@@ -98,12 +116,45 @@ class StatsSampler:
         )
         with libvirt_errors("Reading live figures"):
             records = conn.getAllDomainStats(LIST_GROUPS, flags)
-        return self.digest(records, time.monotonic(), time.time())
+        return self.digest(records, time.monotonic(), time.time(), self._switch_lookup(conn, records))
+
+    def _switch_lookup(self, conn: Any, records: list[tuple[Any, dict[str, Any]]]) -> SwitchOf:
+        """Where this tick's ports are: from this host's bridge ports (one netlink dump, only when
+        some VM has a port), or, for another machine's VMs, from their live XML."""
+        if not any(stats.get("net.count") for _dom, stats in records):
+            return switch_from_xml
+        if not self._is_local(conn):
+            return switch_from_xml
+        try:
+            bridges = bridge_ports()
+        except OSError as exc:
+            log.warning("reading the host's bridge ports failed (%s); switches from the VMs' XML", exc)
+            return switch_from_xml
+        return local_switch_lookup(conn, self.switches, bridges)
+
+    def adapters_changed(self, uuid: str) -> None:
+        """A running VM's adapters changed without new devices (a live "Not connected" takes the
+        link down and leaves the tap on its bridge): its live XML is read again at the next tick.
+        Call it after changing a running VM's adapters, or on its device or metadata events; safe
+        from any thread."""
+        self.ports.invalidate(uuid)
+
+    def _is_local(self, conn: Any) -> bool:
+        """Whether the connection's VMs run on this machine (whose kernel knows their ports)."""
+        if self._locality is None or self._locality[0] != id(conn):
+            with libvirt_errors("Reading the server's address"):
+                self._locality = (id(conn), is_local_uri(str(conn.getURI())))
+        return self._locality[1]
 
     def digest(
-        self, records: list[tuple[Any, dict[str, Any]]], now: float, wall: float
+        self,
+        records: list[tuple[Any, dict[str, Any]]],
+        now: float,
+        wall: float,
+        switch_of: SwitchOf = switch_from_xml,
     ) -> dict[str, VmStats]:
-        """Compute figures from bulk records taken at monotonic time ``now``."""
+        """Compute figures from bulk records taken at monotonic time ``now``; ``switch_of`` says
+        which switch each port device is on at this tick."""
         result: dict[str, VmStats] = {}
         seen: set[str] = set()
         for dom, stats in records:
@@ -118,6 +169,7 @@ class StatsSampler:
                 _demand_mib(stats),
                 self._start(uuid, dom, wall),
                 self._disk_rates(uuid, stats, now),
+                self._ports(dom, uuid, stats, now, switch_of),
             )
             last = self._last.get(uuid)
             # The same object as last tick when nothing changed: the next comparison costs nothing.
@@ -126,6 +178,7 @@ class StatsSampler:
         for memory in (self._previous, self._previous_disks, self._started):
             for gone in set(memory) - seen:
                 del memory[gone]
+        self.ports.forget_all_but(seen)
         return result
 
     def _cpu_percent(self, uuid: str, cpu_ns: int | None, now: float) -> float | None:
@@ -153,6 +206,15 @@ class StatsSampler:
             rates.append(DiskThroughput(target, path, *_rates(previous.get(target), now, counters)))
         self._previous_disks[uuid] = current
         return tuple(rates)
+
+    def _ports(
+        self, dom: Any, uuid: str, stats: dict[str, Any], now: float, switch_of: SwitchOf
+    ) -> tuple[PortStats, ...]:
+        if "net.count" not in stats:
+            # No interface figures this tick (a driver without them): keep the last ones.
+            last = self._last.get(uuid)
+            return last.ports if last is not None else ()
+        return self.ports.ports(dom, uuid, stats, now, switch_of)
 
     def _start(self, uuid: str, dom: Any, wall: float) -> float:
         if uuid not in self._started:

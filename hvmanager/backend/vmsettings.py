@@ -3,7 +3,8 @@
 ``apply_settings`` checks the rules of ``vmsettings_rules`` against the VM as libvirt sees it, then
 applies the whole change or nothing: a rename first, then the edited persistent XML in one
 ``defineXML`` call (the checkpoint policy included), then the storage (``vm_storage``: another
-definition for a VM that is off, hot add and remove for a running one), then autostart and, for a
+definition for a VM that is off, hot add and remove for a running one), then the network adapters
+(``vm_network``: likewise, live and in the configuration for a running VM), then autostart and, for a
 running VM, the live notes, metadata and balloon target. When a later step fails the earlier ones
 are undone, so the configuration is never left half-changed. The rules (``SettingsChange``,
 ``change_problems``, ...) are importable from here too; the Settings dialog imports them from
@@ -26,17 +27,27 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from hvmanager.backend import checkpoint_journal, domxml, inventory, operations, vm_storage
+from hvmanager.backend import (
+    checkpoint_journal,
+    domxml,
+    inventory,
+    operations,
+    switches,
+    vm_network,
+    vm_storage,
+)
 from hvmanager.backend.checkpoint_xml import edit_policy
 from hvmanager.backend.checkpoints import require_local
 from hvmanager.backend.connection import libvirt_errors, local_qemu_user
 from hvmanager.backend.errors import HvError, ValidationError
 from hvmanager.backend.models import HostInfo, MemoryConfig, StartAction, VmConfig, VmState
+from hvmanager.backend.network_models import MacRange
 from hvmanager.backend.vmsettings_rules import (
     NOTE_BOOT_ORDER,
     NOTE_KERNEL_BOOT,
     START_DELAY_MAX_S,
     CheckpointSettings,
+    NetworkSettings,
     SettingsChange,
     change_problems,
     generation_of,
@@ -50,6 +61,7 @@ __all__ = [
     "NOTE_KERNEL_BOOT",
     "START_DELAY_MAX_S",
     "CheckpointSettings",
+    "NetworkSettings",
     "SettingsChange",
     "apply_notes",
     "apply_settings",
@@ -63,6 +75,7 @@ __all__ = [
     "live_metadata_xml",
     "local_qemu_user",
     "metadata_element_xml",
+    "network_settings",
     "rename_problem",
 ]
 
@@ -206,8 +219,18 @@ def checkpoint_settings(conn: Any, dom: Any) -> CheckpointSettings | None:
     return CheckpointSettings.from_domain_xml(editable_xml(dom), qemu_user)
 
 
-def apply_settings(conn: Any, dom: Any, change: SettingsChange, host: HostInfo) -> list[str]:
-    """Apply ``change`` to the VM (blocking); returns notes for the user.
+def network_settings(conn: Any, dom: Any, mac_range: MacRange | None = None) -> NetworkSettings:
+    """What the Settings dialog's network pages need (blocking): the VM's adapters as configured
+    (what ``vm_network.apply_adapters_undoable`` changes; a running VM's are the same but for
+    changes waiting for its next start), the server's switches, and ``mac_range``."""
+    return NetworkSettings(vm_network.adapters(dom), tuple(switches.list_switches(conn)), mac_range)
+
+
+def apply_settings(
+    conn: Any, dom: Any, change: SettingsChange, host: HostInfo, mac_range: MacRange | None = None
+) -> list[str]:
+    """Apply ``change`` to the VM (blocking); returns notes for the user. New adapters with a
+    dynamic MAC address take one from ``mac_range`` (None: the range of the saved settings).
 
     Raises ``ValidationError`` when a rule forbids the change (nothing is touched), ``ChainBusyError``
     while a checkpoint operation (a merge) runs on the VM, and ``HvError`` when libvirt fails
@@ -226,10 +249,12 @@ def apply_settings(conn: Any, dom: Any, change: SettingsChange, host: HostInfo) 
             raise
         except HvError as exc:  # no lock folder for this user, who then cannot run checkpoints either
             log.warning("applying settings without the checkpoint lock of %s: %s", info.name, exc)
-        return _apply_locked(conn, dom, change, host, info.state)
+        return _apply_locked(conn, dom, change, host, info.state, mac_range)
 
 
-def _apply_locked(conn: Any, dom: Any, change: SettingsChange, host: HostInfo, state: VmState) -> list[str]:
+def _apply_locked(
+    conn: Any, dom: Any, change: SettingsChange, host: HostInfo, state: VmState, mac_range: MacRange | None
+) -> list[str]:
     original = editable_xml(dom)
     current = domxml.parse_domain_xml(original)
     checkpoints = None
@@ -238,7 +263,9 @@ def _apply_locked(conn: Any, dom: Any, change: SettingsChange, host: HostInfo, s
         require_local(qemu_user is not None)
         checkpoints = CheckpointSettings.from_domain_xml(original, qemu_user)
     storage = vm_storage.current_layout(dom) if change.storage is not None else None
-    problems = change_problems(current, state, change, host, inventory.vm_names(conn), checkpoints, storage)
+    network = network_settings(conn, dom, mac_range) if change.adapters is not None else None
+    names = inventory.vm_names(conn)
+    problems = change_problems(current, state, change, host, names, checkpoints, storage, network)
     if problems:
         raise ValidationError(" ".join(problems))
     undo = _Undo()
@@ -246,12 +273,13 @@ def _apply_locked(conn: Any, dom: Any, change: SettingsChange, host: HostInfo, s
         _rename(conn, dom, change, current, undo)
         _define(conn, dom, change, original, undo)
         stored = _apply_storage(conn, dom, change, undo)
+        connected = _apply_adapters(conn, dom, change, mac_range, undo)
         _set_autostart(dom, change, undo)
         moved = _update_live(dom, change, undo) if state.is_active else []
     except Exception:
         undo.run()
         raise
-    return apply_notes(current, state, change) + stored + moved
+    return apply_notes(current, state, change) + stored + connected + moved
 
 
 def _rename(conn: Any, dom: Any, change: SettingsChange, current: VmConfig, undo: _Undo) -> None:
@@ -280,6 +308,17 @@ def _apply_storage(conn: Any, dom: Any, change: SettingsChange, undo: _Undo) -> 
         return []
     notes, undo_storage = vm_storage.apply_layout_undoable(conn, dom, change.storage)
     undo.push("storage", undo_storage)
+    return notes
+
+
+def _apply_adapters(
+    conn: Any, dom: Any, change: SettingsChange, mac_range: MacRange | None, undo: _Undo
+) -> list[str]:
+    """Network adapters: after the storage, for the same reason (undone before the definition)."""
+    if change.adapters is None:
+        return []
+    notes, undo_adapters = vm_network.apply_adapters_undoable(conn, dom, change.adapters, mac_range)
+    undo.push("network adapters", undo_adapters)
     return notes
 
 

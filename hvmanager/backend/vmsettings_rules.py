@@ -16,6 +16,11 @@ QEMU user can reach. ``CheckpointSettings`` is what the page needs to know besid
 
 Storage (IDE and SCSI controllers, hard drives, DVD drives) follows ``storage_layout``'s rules:
 hard drives on SCSI come and go while the VM runs, DVD media change, nothing else.
+
+Network adapters are checked one by one with ``vm_network_rules.adapter_problems`` (switch, VLAN,
+bandwidth, queues, MAC, how many); while the VM runs they can be added, removed and reconnected,
+and their VLAN and bandwidth changed, but not their queues, and legacy adapters neither come nor go
+(``network_problems``). An adapter is known by its MAC address; one without is new.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ from hvmanager.backend.models import (
     VmConfig,
     VmState,
 )
+from hvmanager.backend.network_models import AdapterSpec, MacRange, SwitchInfo
 from hvmanager.backend.storage_layout import StorageLayout
 from hvmanager.backend.storage_rules import storage_problems
+from hvmanager.backend.vm_network_rules import LIVE_QUEUES_REASON, adapter_problems
 
 START_DELAY_MAX_S = 86400
 
@@ -65,6 +72,7 @@ class SettingsChange:
     stop_action: StopAction | None = None
     checkpoint_policy: CheckpointPolicy | None = None  # kept in metadata, not in ``VmConfig``
     storage: StorageLayout | None = None  # controllers and drives (IDE, SCSI), not in ``VmConfig``
+    adapters: tuple[AdapterSpec, ...] | None = None  # network adapters, not in ``VmConfig``
 
     @property
     def is_empty(self) -> bool:
@@ -301,13 +309,15 @@ def change_problems(
     other_names: frozenset[str],
     checkpoints: CheckpointSettings | None = None,
     storage: StorageLayout | None = None,
+    network: NetworkSettings | None = None,
 ) -> list[str]:
     """Every reason why ``change`` can't be applied to a VM in ``state`` (empty when it can).
 
     ``current`` is the VM's persistent configuration and ``other_names`` the names of the other
     VMs on the server (the VM's own name is ignored if present); ``checkpoints`` is needed to
     check a new checkpoint policy, ``storage`` (the VM's current controllers and drives, of the
-    running VM while it runs) to check new storage.
+    running VM while it runs) to check new storage, ``network`` (its adapters, likewise, and the
+    server's switches) to check new network adapters.
     """
     problems: list[str] = []
     if change.memory is not None:
@@ -332,4 +342,95 @@ def change_problems(
             problems.append("The storage controllers and drives of this virtual machine could not be read.")
         else:
             problems += storage_problems(storage, change.storage, state)
+    if change.adapters is not None:
+        if network is None:
+            problems.append("The network adapters of this virtual machine could not be read.")
+        else:
+            processors = change.processors if change.processors is not None else current.processors
+            problems += network_problems(network, change.adapters, state, generation_of(current), processors)
     return problems
+
+
+# --- network adapters ---------------------------------------------------------------------------
+
+LIVE_MAC_REASON = (
+    "The MAC address of an attached network adapter can't be changed while the virtual machine is "
+    "running. Shut down the virtual machine first, or add a new adapter."
+)
+LIVE_LEGACY_REASON = (
+    "Legacy network adapters can be added or removed only while the virtual machine is off: the "
+    "emulated adapter is not hot-plugged. Shut down the virtual machine first."
+)
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """What the Network Adapter pages show and check: the VM's adapters (as configured), the
+    server's virtual switches, and the range dynamic MAC addresses come from."""
+
+    adapters: tuple[AdapterSpec, ...]
+    switches: tuple[SwitchInfo, ...] = ()
+    mac_range: MacRange | None = None
+
+
+def _live(state: VmState) -> bool:
+    return state in (VmState.RUNNING, VmState.PAUSED)
+
+
+def adapters_locked(state: VmState) -> str | None:
+    """Why no network adapter can change in ``state`` (saved, starting, stopping), or None."""
+    if state is VmState.SAVED:
+        return (
+            "Network adapters can't be changed while the virtual machine is saved: it resumes with the "
+            "adapters it was saved with. Start it and shut it down, or delete the saved state, first."
+        )
+    if state is VmState.OFF or _live(state):
+        return None
+    return (
+        f"Network adapters can't be changed while the virtual machine is {_state_words(state)}. "
+        "Wait until it is running or off, then reopen this window."
+    )
+
+
+def _live_adapter_problems(current: tuple[AdapterSpec, ...], wanted: tuple[AdapterSpec, ...]) -> list[str]:
+    """What a running VM's adapters can't do: change queues, add or remove a legacy adapter."""
+    before = {spec.mac: spec for spec in current if spec.mac}
+    problems = []
+    for spec in wanted:
+        old = before.get(spec.mac) if spec.mac else None
+        if old is None and spec.legacy:
+            problems.append(LIVE_LEGACY_REASON)
+        elif old is not None and (old.vmq, old.queues) != (spec.vmq, spec.queues):
+            problems.append(LIVE_QUEUES_REASON)
+    kept = {spec.mac for spec in wanted}
+    if any(spec.legacy and spec.mac not in kept for spec in current):
+        problems.append(LIVE_LEGACY_REASON)
+    return problems
+
+
+def network_problems(
+    network: NetworkSettings,
+    wanted: tuple[AdapterSpec, ...],
+    state: VmState,
+    generation: int,
+    processors: int,
+) -> list[str]:
+    """Why the VM's adapters can't become ``wanted`` (empty when they can); adapters left as they
+    were are not blamed (a switch deleted since, ...)."""
+    if wanted == network.adapters:
+        return []
+    locked = adapters_locked(state)
+    if locked:
+        return [locked]
+    switches = {switch.name: switch for switch in network.switches}
+    problems = []
+    for index, spec in enumerate(wanted):
+        if spec in network.adapters:
+            continue
+        if not spec.dynamic_mac and not spec.mac:
+            problems.append("Type the static MAC address of the network adapter, or choose Dynamic.")
+        others = wanted[:index] + wanted[index + 1 :]
+        problems += adapter_problems(spec, generation, processors, others, switches)
+    if _live(state):
+        problems += _live_adapter_problems(network.adapters, wanted)
+    return list(dict.fromkeys(problems))

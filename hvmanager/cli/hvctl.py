@@ -22,6 +22,7 @@ from hvmanager.cli import (
     checkpoint_commands,
     disk_commands,
     host_commands,
+    network_commands,
     state_commands,
     storage_commands,
     vm_commands,
@@ -599,6 +600,7 @@ host) and files, each with file, format, file_size, virtual_size, owner and owne
 
     disk_commands.add_verbs(sub, _verb, _common_options)
     storage_commands.add_verbs(sub, _verb, _common_options)
+    network_commands.add_verbs(sub, _verb, _common_options)
 
 
 def _libvirt_version() -> str:

@@ -20,6 +20,8 @@ from hvmanager.backend import (
     creation,
     guest_agent,
     inventory,
+    kernel_features,
+    mac_pool,
     operations,
     passthrough,
     screenshot,
@@ -41,6 +43,12 @@ log = logging.getLogger(__name__)
 
 RECONNECT_INTERVAL_MS = 1000
 _UNDEFINED = 1  # VIR_DOMAIN_EVENT_UNDEFINED (kept here: controllers may import libvirt, but need not)
+
+
+def _probe_adapter_features() -> None:
+    """Fill the kernel feature caches the network adapter rules read (blocking)."""
+    kernel_features.adapter_vlan_problem()
+    kernel_features.bandwidth_problem()
 
 
 class _EventBridge(QObject):
@@ -243,13 +251,20 @@ class ServerController(QObject):
 
     def domain_lifecycle(self, uuid: str, event: int, detail: int) -> None:
         """A VM changed state (or was defined or undefined)."""
-        self._configs.pop(uuid, None)
+        self._forget_config(uuid)
         self._mark_dirty(uuid)
 
     def domain_changed(self, uuid: str) -> None:
         """A VM's configuration or devices changed."""
-        self._configs.pop(uuid, None)
+        self._forget_config(uuid)
         self.config_changed.emit(uuid)
+
+    def _forget_config(self, uuid: str) -> None:
+        self._configs.pop(uuid, None)
+        if self._sampler is not None:
+            # A live "Not connected" only takes the link down and sends no device event; the
+            # configuration written with it (a "defined" event) is the sign to re-read the ports.
+            self._sampler.adapters_changed(uuid)
 
     def domain_agent(self, uuid: str, connected: bool) -> None:
         """The guest agent connected or went away."""
@@ -421,6 +436,21 @@ class ServerController(QObject):
             return None, []
         return layout, disks
 
+    async def network_settings(self, uuid: str) -> vmsettings.NetworkSettings | None:
+        """The VM's network adapters, the server's virtual switches and the MAC address range, for
+        the Settings dialog's network pages (None when they can't be read)."""
+        try:
+            # The default range comes from the host's address (a netlink dump): in the runner too.
+            mac_range = await self._runner.run(mac_pool.configured_range, self.settings)
+            dom = await self._runner.run(self.server.lookup, uuid)
+            network = await self._runner.run(vmsettings.network_settings, self.server.conn, dom, mac_range)
+        except HvError:
+            return None
+        # The dialog's rules ask the kernel (VLAN filtering, traffic shaping) as the user types: probe
+        # it here, once per process and off the GUI thread (pyroute2 can't run inside the Qt loop).
+        await self._runner.run(_probe_adapter_features)
+        return network
+
     async def inactive_xml(self, uuid: str) -> str:
         """The VM's persistent domain XML (for the Settings dialog)."""
         dom = await self._runner.run(self.server.lookup, uuid)
@@ -524,7 +554,7 @@ class ServerController(QObject):
             notes.extend(vmsettings.apply_settings(conn, dom, change, host))
 
         ok = await self.run_action(uuid, "Settings", "Applying settings", _apply)
-        self._configs.pop(uuid, None)
+        self._forget_config(uuid)
         self.config_changed.emit(uuid)
         return notes if ok else None
 

@@ -129,6 +129,11 @@ class AppActions(QObject):
         self.new = self.new_menu.menuAction()
         self.new.setIcon(icon("new"))
         self.hyperv_settings = _action(parent, "Hyper-V Settings...", "hyperv-settings")
+        # The network commands (network_commands.py).
+        self.switch_manager = _action(parent, "Virtual Switch Manager...", "virtual-switch")
+        self.switch_manager.setObjectName("actionVirtualSwitchManager")
+        self.switch_monitor = _action(parent, "Switch Monitor...", "switch-monitor")
+        self.switch_monitor.setObjectName("actionSwitchMonitor")
         self.edit_disk = _action(parent, "Edit Disk...", "edit-disk")
         self.edit_disk.setObjectName("actionEditDisk")
         self.inspect_disk = _action(parent, "Inspect Disk...", "inspect-disk")
@@ -159,6 +164,8 @@ class AppActions(QObject):
         return [
             self.new,
             self.hyperv_settings,
+            self.switch_manager,
+            self.switch_monitor,
             self.edit_disk,
             self.inspect_disk,
             None,
@@ -228,7 +235,13 @@ class AppActions(QObject):
         """Server actions need a connected (or at least a selected) server."""
         self.new.setEnabled(connected)
         self.new_vm.setEnabled(connected)
-        for disk_action in (self.new_disk, self.edit_disk, self.inspect_disk):
-            disk_action.setEnabled(connected)
+        for server_action in (
+            self.new_disk,
+            self.edit_disk,
+            self.inspect_disk,
+            self.switch_manager,
+            self.switch_monitor,
+        ):
+            server_action.setEnabled(connected)
         self.refresh.setEnabled(has_server)
         self.remove_server.setEnabled(has_server)

@@ -25,6 +25,7 @@ from hvmanager.ui.actions import AppActions
 from hvmanager.ui.checkpoint_commands import CheckpointCommands
 from hvmanager.ui.details_controller import DetailsPresenter
 from hvmanager.ui.disk_commands import DiskCommands
+from hvmanager.ui.network_commands import NetworkCommands
 from hvmanager.ui.resources import icon
 from hvmanager.ui.vm_commands import VmCommands
 from hvmanager.views.actions_pane import ActionsPane
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.commands = VmCommands(self)
         self.checkpoint_commands = CheckpointCommands(self)
         self.disk_commands = DiskCommands(self)
+        self.network_commands = NetworkCommands(self)
         self.actions_pane.checkpoint_block.set_actions("", self.app_actions.checkpoint_block())
         self._wire()
         self._show_server("")

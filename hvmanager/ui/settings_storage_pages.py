@@ -1,5 +1,6 @@
 """Settings ▸ Hardware storage pages for controllers: IDE Controller 0 and 1 (Generation 1), SCSI
-Controller 0-3, and Add Hardware (a SCSI controller), with the rules of what a VM's state allows.
+Controller 0-3, and Add Hardware (a SCSI controller, network adapters), with the rules of what a
+VM's state allows.
 
 The pages never edit a layout themselves: they ask (``add_requested``, ``remove_requested``) and
 the Settings dialog's storage section does it, then calls ``refresh`` with the new layout so that
@@ -15,6 +16,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QWidget
 
 from hvmanager.backend.models import VmState
+from hvmanager.backend.network_models import LEGACY_ADAPTER_NAME, SYNTHETIC_ADAPTER_NAME
 from hvmanager.backend.storage_layout import (
     IDE_LOCATIONS,
     SCSI_CONTROLLERS_MAX,
@@ -23,6 +25,7 @@ from hvmanager.backend.storage_layout import (
     DriveKind,
     StorageLayout,
 )
+from hvmanager.ui.resources import icon
 from hvmanager.ui.settings_pages import SettingsPage, state_note, wrapped_label
 
 KIND_LABELS = {DriveKind.HARD_DISK: "Hard Drive", DriveKind.DVD: "DVD Drive"}
@@ -259,42 +262,98 @@ class ControllerPage(SettingsPage):
             self.add_requested.emit(item.data(Qt.ItemDataRole.UserRole))
 
 
+@dataclass(frozen=True)
+class AdapterChoice:
+    """An Add Hardware row that adds a network adapter (``legacy``: a Legacy Network Adapter)."""
+
+    legacy: bool
+
+
 class AddHardwarePage(SettingsPage):
-    """Add Hardware: the devices that can be added (a SCSI controller, up to four).
+    """Add Hardware: the devices that can be added: a SCSI controller (up to four) and, once
+    ``offer_adapters`` was called, network adapters (legacy ones on Generation 1 only).
+
+    Add is enabled for the row selected, or greyed with the reason in the note.
 
     Signals:
-        add_requested(Bus): Add was clicked (``Bus.SCSI``: a SCSI controller).
+        add_requested(Bus): Add was clicked on SCSI Controller (``Bus.SCSI``).
+        add_adapter_requested(bool): Add was clicked on Network Adapter (False) or Legacy Network
+            Adapter (True).
     """
 
     add_requested = Signal(object)
+    add_adapter_requested = Signal(bool)
 
-    def __init__(self, rules: StorageRules, parent: QWidget | None = None) -> None:
+    def __init__(self, rules: StorageRules, parent: QWidget | None = None, *, scsi: bool = True) -> None:
+        """``scsi=False`` leaves SCSI Controller out (when the storage pages are not shown)."""
         super().__init__(
             "Add Hardware", "You can use this setting to add devices to your virtual machine.", parent
         )
         self.rules = rules
         self.setObjectName("addHardwarePage")
-        self.hardware = _choice_list("hardwareList", [("SCSI Controller", Bus.SCSI)])
+        self.hardware = _choice_list("hardwareList", [("SCSI Controller", Bus.SCSI)] if scsi else [])
         self.add_button = page_button("Add", "addHardwareButton")
+        self._layout_now: StorageLayout | None = None
+        self._adapter_reasons: dict[bool, str | None] = {}
         self.add(wrapped_label("Select the devices you want to add and click the Add button."))
         self.add(self.hardware)
         self.add(right_aligned(self.add_button))
         self.finish()
         self.add_button.clicked.connect(self._on_add)
         self.hardware.itemDoubleClicked.connect(self._on_add)
+        self.hardware.currentRowChanged.connect(lambda _row: self._update())
+
+    def offer_adapters(self, legacy: bool) -> None:
+        """List Network Adapter and, when ``legacy`` (Generation 1), Legacy Network Adapter."""
+        choices = [(SYNTHETIC_ADAPTER_NAME, AdapterChoice(False))]
+        choices += [(LEGACY_ADAPTER_NAME, AdapterChoice(True))] if legacy else []
+        for text, choice in choices:
+            item = QListWidgetItem(icon("network-adapter"), text)
+            item.setData(Qt.ItemDataRole.UserRole, choice)
+            self.hardware.addItem(item)
+        rows = max(self.hardware.count(), 2)
+        self.hardware.setFixedHeight(
+            self.hardware.sizeHintForRow(0) * rows + 2 * self.hardware.frameWidth() + 6
+        )
+        if self.hardware.currentRow() < 0:
+            self.hardware.setCurrentRow(0)
 
     def refresh(self, layout: StorageLayout) -> None:
-        """Enable Add unless the VM has four SCSI controllers or its state forbids adding one."""
+        """Say for ``layout`` whether a SCSI controller can be added (four at most, and only while
+        the VM is off)."""
+        self._layout_now = layout
+        self._update()
+
+    def set_adapter_reasons(self, synthetic: str | None, legacy: str | None) -> None:
+        """Why a network adapter or a legacy one can't be added now (None: it can)."""
+        self._adapter_reasons = {False: synthetic, True: legacy}
+        self._update()
+
+    def _reason(self) -> str | None:
+        item = self.hardware.currentItem()
+        choice = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        if isinstance(choice, AdapterChoice):
+            return self._adapter_reasons.get(choice.legacy)
         reason = self.rules.controllers_locked()
-        if reason is None and layout.scsi_controllers >= SCSI_CONTROLLERS_MAX:
+        layout = self._layout_now
+        if reason is None and layout is not None and layout.scsi_controllers >= SCSI_CONTROLLERS_MAX:
             reason = (
                 f"This virtual machine already has {SCSI_CONTROLLERS_MAX} SCSI controllers, the most "
                 "a virtual machine can have."
             )
+        return reason
+
+    def _update(self) -> None:
+        reason = self._reason()
         _set_reason(self.add_button, reason)
         self.note.set_text(reason or "")
 
     def _on_add(self) -> None:
         item = self.hardware.currentItem()
-        if item is not None and self.add_button.isEnabled():
-            self.add_requested.emit(item.data(Qt.ItemDataRole.UserRole))
+        if item is None or not self.add_button.isEnabled():
+            return
+        choice = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(choice, AdapterChoice):
+            self.add_adapter_requested.emit(choice.legacy)
+        else:
+            self.add_requested.emit(choice)

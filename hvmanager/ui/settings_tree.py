@@ -1,6 +1,7 @@
 """The tree on the left of the VM Settings window: bold group headings (Hardware, Management), one
-entry per page, each entry with a grey summary line under its name ("1024 MB", "web.qcow2") or,
-for a heading-like entry (a controller, Add Hardware), just its name.
+entry per page, each entry with a grey summary line under its name ("1024 MB", "web.qcow2",
+"lab-switch") or, for a heading-like entry (a controller, Add Hardware, an adapter's Hardware
+Acceleration), just its name.
 
 Each entry holds its page widget (``PAGE_ROLE``) and its summary (``SUMMARY_ROLE``; None for a
 one-line entry).
@@ -11,16 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QFont, QPainter
+from PySide6.QtGui import QFont, QIcon, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QFrame,
+    QHBoxLayout,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTreeWidget,
     QTreeWidgetItem,
     QTreeWidgetItemIterator,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -135,11 +139,16 @@ class SettingsTree(QTreeWidget):
         return group
 
     @staticmethod
-    def add_entry(parent: QTreeWidgetItem, title: str, page: QWidget, summary: str | None) -> QTreeWidgetItem:
-        """An entry under ``parent`` showing ``page`` (a one-line entry when ``summary`` is None)."""
+    def add_entry(
+        parent: QTreeWidgetItem, title: str, page: QWidget, summary: str | None, icon: QIcon | None = None
+    ) -> QTreeWidgetItem:
+        """An entry under ``parent`` showing ``page`` (a one-line entry when ``summary`` is None),
+        with ``icon`` before its name if given (network adapters)."""
         item = QTreeWidgetItem(parent, [title])
         item.setData(0, PAGE_ROLE, page)
         item.setData(0, SUMMARY_ROLE, summary)
+        if icon is not None:
+            item.setIcon(0, icon)
         return item
 
     def entries(self) -> Iterator[QTreeWidgetItem]:
@@ -157,3 +166,16 @@ class SettingsTree(QTreeWidget):
                 self.setCurrentItem(item)
                 return True
         return False
+
+
+def tree_beside_pages(tree: QWidget, stack: QWidget) -> QHBoxLayout:
+    """The body of a settings-like dialog: the tree on the left, the framed pages beside it."""
+    frame = QFrame()
+    frame.setFrameShape(QFrame.Shape.StyledPanel)
+    inner = QVBoxLayout(frame)
+    inner.setContentsMargins(0, 0, 0, 0)
+    inner.addWidget(stack)
+    body = QHBoxLayout()
+    body.addWidget(tree)
+    body.addWidget(frame, 1)
+    return body

@@ -163,6 +163,7 @@ class VmCommands(QObject):
         others = frozenset(vm.name for vm in controller.vms.values()) - {info.name}
         checkpoints = await controller.checkpoint_settings(uuid)
         storage, host_disks = await controller.storage(uuid)
+        network = await controller.network_settings(uuid)
         dialog = VmSettingsDialog(
             inactive or config,
             info.state,
@@ -172,6 +173,7 @@ class VmCommands(QObject):
             checkpoints=checkpoints,
             storage=storage,
             host_disks=host_disks,
+            network=network,
         )
         dialog.apply_requested.connect(
             lambda change: spawn(self._apply_settings(controller, uuid, dialog, change))
@@ -195,8 +197,9 @@ class VmCommands(QObject):
         config = await controller.inactive_config(uuid)
         info = controller.vms.get(uuid)
         storage, _disks = await controller.storage(uuid)
+        network = await controller.network_settings(uuid)
         if config is not None and info is not None and dialog.isVisible():
-            dialog.set_config(config, info.state, storage=storage)
+            dialog.set_config(config, info.state, storage=storage, network=network)
         if notes:
             box = QMessageBox(
                 QMessageBox.Icon.Information,

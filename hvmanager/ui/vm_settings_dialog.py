@@ -1,11 +1,13 @@
 """The VM Settings window: "Settings for <VM> on <server>", as in Hyper-V Manager.
 
 A tree on the left (Hardware: Add Hardware, BIOS or Firmware, Memory, Processor, IDE Controller 0
-and 1, SCSI Controllers, each controller with its drives; Management: Name, Checkpoints, Automatic
-Start Action, Automatic Stop Action), each entry with a one-line summary under its name, and the
-selected entry's page on the right. The storage entries are there when the caller passes the VM's
-``StorageLayout`` (``settings_storage_section``), the Checkpoints page when it passes the VM's
-``CheckpointSettings`` (local servers: checkpoints are not supported on remote ones). Every edit is
+and 1, SCSI Controllers, each controller with its drives, Network Adapters, each with Hardware
+Acceleration and Advanced Features, Legacy Network Adapters; Management: Name, Checkpoints,
+Automatic Start Action, Automatic Stop Action), each entry with a one-line summary under its name,
+and the selected entry's page on the right. The storage entries are there when the caller passes
+the VM's ``StorageLayout`` (``settings_storage_section``), the network adapters when it passes the
+VM's ``NetworkSettings`` (``settings_network_section``), the Checkpoints page when it passes the
+VM's ``CheckpointSettings`` (local servers: checkpoints are not supported on remote ones). Every edit is
 checked at once with ``vmsettings.change_problems``; OK and Apply stay disabled while a problem is
 shown.
 
@@ -25,8 +27,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QStackedWidget,
@@ -39,13 +39,17 @@ from hvmanager.backend.models import HostInfo, VmConfig, VmState
 from hvmanager.backend.storage_layout import Bus, HostDisk, StorageLayout, describe
 from hvmanager.backend.vmsettings_rules import (
     CheckpointSettings,
+    NetworkSettings,
     SettingsChange,
     change_problems,
     generation_of,
     location_lock_reason,
 )
+from hvmanager.ui.resources import icon
 from hvmanager.ui.settings_checkpoints_page import CheckpointsPage
 from hvmanager.ui.settings_drive_pages import DrivePage
+from hvmanager.ui.settings_network_pages import AdapterPage
+from hvmanager.ui.settings_network_section import NetworkSection
 from hvmanager.ui.settings_pages import (
     BootOrderPage,
     MemoryPage,
@@ -55,8 +59,15 @@ from hvmanager.ui.settings_pages import (
     StartActionPage,
     StopActionPage,
 )
+from hvmanager.ui.settings_storage_pages import AddHardwarePage, StorageRules
 from hvmanager.ui.settings_storage_section import StorageSection
-from hvmanager.ui.settings_tree import PAGE_ROLE, SUMMARY_ROLE, SettingsTree, entry_summaries
+from hvmanager.ui.settings_tree import (
+    PAGE_ROLE,
+    SUMMARY_ROLE,
+    SettingsTree,
+    entry_summaries,
+    tree_beside_pages,
+)
 
 __all__ = ["PAGE_ROLE", "SUMMARY_ROLE", "VmSettingsDialog"]
 
@@ -66,7 +77,8 @@ class VmSettingsDialog(QDialog):
 
     ``checkpoints`` (optional) adds the Checkpoints page, showing and checking those settings;
     ``storage`` (optional) adds Add Hardware and the controller and drive pages, with
-    ``host_disks`` offered as physical hard disks.
+    ``host_disks`` offered as physical hard disks; ``network`` (optional) adds Add Hardware and
+    the network adapter pages.
 
     Signals:
         apply_requested(SettingsChange): OK or Apply was pressed with this change (OK then
@@ -93,6 +105,7 @@ class VmSettingsDialog(QDialog):
         checkpoints: CheckpointSettings | None = None,
         storage: StorageLayout | None = None,
         host_disks: Sequence[HostDisk] = (),
+        network: NetworkSettings | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("vmSettingsDialog")
@@ -101,6 +114,7 @@ class VmSettingsDialog(QDialog):
         self._other_names = other_names
         self._checkpoints = checkpoints
         self._storage = storage
+        self._network = network
         self._baseline = SettingsChange()
         generation = generation_of(config)
         self.boot_page = BootOrderPage(generation)
@@ -111,15 +125,31 @@ class VmSettingsDialog(QDialog):
         self.start_page = StartActionPage()
         self.stop_page = StopActionPage()
         self.storage_section = StorageSection(generation, host_disks, self) if storage is not None else None
+        self.add_hardware_page = self._make_add_hardware_page(generation, state, network is not None)
+        self.network_section = (
+            NetworkSection(generation, self.add_hardware_page, self)
+            if network is not None and self.add_hardware_page is not None
+            else None
+        )
         self.tree = SettingsTree()
         self.stack = QStackedWidget()
         self.problem = QLabel()
         self.buttons = QDialogButtonBox()
         self._build()
-        self.set_config(config, state, checkpoints, storage=storage)
+        self.set_config(config, state, checkpoints, storage=storage, network=network)
         self._select(self.boot_page)
 
     # --- building ------------------------------------------------------------------------------
+
+    def _make_add_hardware_page(
+        self, generation: int, state: VmState, adapters: bool
+    ) -> AddHardwarePage | None:
+        """The storage section's Add Hardware page, or one of its own for network adapters only."""
+        if self.storage_section is not None:
+            return self.storage_section.add_hardware_page
+        if adapters:
+            return AddHardwarePage(StorageRules(generation, state), scsi=False)
+        return None
 
     def _build(self) -> None:
         self._build_tree()
@@ -128,31 +158,27 @@ class VmSettingsDialog(QDialog):
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet("color: #b3261e;")
         self.problem.setVisible(False)
-        frame = QFrame()
-        frame.setFrameShape(QFrame.Shape.StyledPanel)
-        inner = QVBoxLayout(frame)
-        inner.setContentsMargins(0, 0, 0, 0)
-        inner.addWidget(self.stack)
-        body = QHBoxLayout()
-        body.addWidget(self.tree)
-        body.addWidget(frame, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(body, 1)
+        layout.addLayout(tree_beside_pages(self.tree, self.stack), 1)
         layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
         for page in self._hardware_pages() + self._management_pages():
             page.changed.connect(self._on_edited)
+        network = self.network_section
+        if network is not None:
+            network.changed.connect(self._on_edited)
+            network.rebuilt.connect(self._rebuild_devices)
         section = self.storage_section
         if section is not None:
             section.changed.connect(self._on_edited)
-            section.rebuilt.connect(self._rebuild_storage_items)
+            section.rebuilt.connect(self._rebuild_devices)
             section.new_disk_requested.connect(self.new_disk_requested)
             section.edit_disk_requested.connect(self.edit_disk_requested)
             section.inspect_disk_requested.connect(self.inspect_disk_requested)
 
     def _hardware_pages(self) -> list[SettingsPage]:
         """The Hardware pages above the controllers, in tree order."""
-        add = [self.storage_section.add_hardware_page] if self.storage_section is not None else []
+        add = [self.add_hardware_page] if self.add_hardware_page is not None else []
         return [*add, self.boot_page, self.memory_page, self.processor_page]
 
     def _management_pages(self) -> list[SettingsPage]:
@@ -165,37 +191,45 @@ class VmSettingsDialog(QDialog):
         for title, pages in groups:
             group = self.tree.add_group(title)
             for page in pages:
-                self._add_entry(group, page, None if page is self._add_hardware_page() else "")
+                self._add_entry(group, page, None if page is self.add_hardware_page else "")
             group.setExpanded(True)
         self.tree.currentItemChanged.connect(self._on_current_item)
         self.tree.itemSelectionChanged.connect(self._keep_selection)
 
-    def _add_entry(self, parent: QTreeWidgetItem, page: SettingsPage, summary: str | None) -> QTreeWidgetItem:
+    def _add_entry(
+        self, parent: QTreeWidgetItem, page: SettingsPage, summary: str | None, with_icon: str = ""
+    ) -> QTreeWidgetItem:
         if self.stack.indexOf(page) < 0:
             self.stack.addWidget(page)
-        return self.tree.add_entry(parent, page.title, page, summary)
+        return self.tree.add_entry(parent, page.title, page, summary, icon(with_icon) if with_icon else None)
 
-    def _add_hardware_page(self) -> SettingsPage | None:
-        return self.storage_section.add_hardware_page if self.storage_section is not None else None
-
-    def _rebuild_storage_items(self, show: QWidget | None = None) -> None:
-        """Remake the controller and drive entries at the end of Hardware, then show ``show`` (by
-        default the page shown, if it is still there)."""
-        section = self.storage_section
+    def _rebuild_devices(self, show: QWidget | None = None) -> None:
+        """Remake the controller, drive and network adapter entries at the end of Hardware, then
+        show ``show`` (by default the page shown, if it is still there)."""
         hardware = self.tree.topLevelItem(0)
-        if section is None or hardware is None:
+        if hardware is None:
             return
         show = show if show is not None else self.stack.currentWidget()
         blocked = self.tree.blockSignals(True)
         fixed = len(self._hardware_pages())
         for row in reversed(range(fixed, hardware.childCount())):
             hardware.takeChild(row)
-        for controller, drives in section.entries():
-            controller_item = self._add_entry(hardware, controller, None)
-            for drive in drives:
-                self._add_entry(controller_item, drive, drive.summary())
-            controller_item.setExpanded(True)
-        for page in section.take_discarded():
+        discarded: list[QWidget] = []
+        if self.storage_section is not None:
+            for controller, drives in self.storage_section.entries():
+                controller_item = self._add_entry(hardware, controller, None)
+                for drive in drives:
+                    self._add_entry(controller_item, drive, drive.summary())
+                controller_item.setExpanded(True)
+            discarded += self.storage_section.take_discarded()
+        if self.network_section is not None:
+            for adapter, subs in self.network_section.entries():
+                adapter_item = self._add_entry(hardware, adapter, adapter.summary(), "network-adapter")
+                for sub in subs:
+                    self._add_entry(adapter_item, sub, None)
+                adapter_item.setExpanded(True)
+            discarded += self.network_section.take_discarded()
+        for page in discarded:
             self.stack.removeWidget(page)
             page.deleteLater()
         self.tree.blockSignals(blocked)
@@ -228,11 +262,13 @@ class VmSettingsDialog(QDialog):
         checkpoints: CheckpointSettings | None = None,
         *,
         storage: StorageLayout | None = None,
+        network: NetworkSettings | None = None,
     ) -> None:
         """Show ``config`` (e.g. after an apply) as the unchanged state of every page.
 
         Without ``checkpoints`` the Checkpoints page keeps what it shows (just applied, after an
-        Apply) as the VM's policy; without ``storage`` the storage pages do the same.
+        Apply) as the VM's policy; without ``storage`` the storage pages do the same, and without
+        ``network`` the network pages.
         """
         self._config, self._state = config, state
         self.setWindowTitle(f"Settings for {config.name} on {self._host.hostname}")
@@ -243,7 +279,10 @@ class VmSettingsDialog(QDialog):
         self.start_page.load(config.start_action, config.start_delay_s)
         self.stop_page.load(config.stop_action)
         self._load_checkpoints(checkpoints)
+        shown = self._shown_key()
         self._load_storage(state, storage)
+        self._load_network(state, network)
+        self._rebuild_devices(self._page_for_key(shown))
         self._baseline = self._shown()
         self._on_edited()
 
@@ -258,15 +297,44 @@ class VmSettingsDialog(QDialog):
         self._checkpoints = checkpoints
         page.load(checkpoints.policy, checkpoints.default_folder, location_lock_reason(checkpoints))
 
+    def _shown_key(self) -> tuple[str, object] | None:
+        """Which device page is shown, by where it sits (its page object may be remade)."""
+        current = self.stack.currentWidget()
+        if current is None:
+            return None
+        if self.storage_section is not None and (key := self.storage_section.key_of(current)) is not None:
+            return ("storage", key)
+        if self.network_section is not None and (place := self.network_section.key_of(current)) is not None:
+            return ("network", place)
+        return None
+
+    def _page_for_key(self, shown: tuple[str, object] | None) -> QWidget | None:
+        """The page at a place ``_shown_key`` gave (None: keep the page shown, if still there)."""
+        if shown is None:
+            return None
+        kind, key = shown
+        if kind == "storage" and self.storage_section is not None and isinstance(key, tuple):
+            return self.storage_section.page_for(key)
+        if kind == "network" and self.network_section is not None and isinstance(key, tuple):
+            return self.network_section.page_for(key)
+        return None
+
     def _load_storage(self, state: VmState, storage: StorageLayout | None) -> None:
         section = self.storage_section
         if section is None:
             return
         self._storage = storage if storage is not None else section.layout()
-        current = self.stack.currentWidget()
-        shown = section.key_of(current) if current is not None else None
         section.load(self._storage, state)
-        self._rebuild_storage_items(section.page_for(shown))
+
+    def _load_network(self, state: VmState, network: NetworkSettings | None) -> None:
+        section = self.network_section
+        if section is None or (network is None and self._network is None):
+            return
+        if network is None:
+            assert self._network is not None
+            network = dataclasses.replace(self._network, adapters=section.adapters())
+        self._network = network
+        section.load(network, state)
 
     def change(self) -> SettingsChange:
         """What the user changed: only the fields that differ from the loaded configuration."""
@@ -290,6 +358,7 @@ class VmSettingsDialog(QDialog):
             self._other_names,
             self._checkpoints,
             storage=self._storage,
+            network=self._network,
         )
         if change.storage is None or self.storage_section is None:
             return problems
@@ -331,6 +400,7 @@ class VmSettingsDialog(QDialog):
             stop_action=self.stop_page.action(),
             checkpoint_policy=self.checkpoints_page.policy() if self.checkpoints_page is not None else None,
             storage=self.storage_section.layout() if self.storage_section is not None else None,
+            adapters=self.network_section.adapters() if self.network_section is not None else None,
         )
 
     def _on_edited(self) -> None:
@@ -350,6 +420,8 @@ class VmSettingsDialog(QDialog):
             if isinstance(page, DrivePage):
                 item.setData(0, SUMMARY_ROLE, page.summary())
                 item.setToolTip(0, describe(page.drive()))
+            elif isinstance(page, AdapterPage):
+                item.setData(0, SUMMARY_ROLE, page.summary())
             elif item.data(0, SUMMARY_ROLE) is not None:
                 item.setData(0, SUMMARY_ROLE, summaries[item.text(0)])
 

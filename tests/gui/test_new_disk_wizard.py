@@ -581,7 +581,14 @@ def test_opens_from_the_main_window(
     async def body() -> None:
         await wait_until(lambda: window.app_actions.new_disk.isEnabled(), 30, "the server to connect")
         entries = [b.defaultAction().text() for b in window.actions_pane.server_block.buttons()]
-        assert entries[:4] == ["New", "Hyper-V Settings...", "Edit Disk...", "Inspect Disk..."]
+        assert entries[:6] == [
+            "New",
+            "Hyper-V Settings...",
+            "Virtual Switch Manager...",
+            "Switch Monitor...",
+            "Edit Disk...",
+            "Inspect Disk...",
+        ]
         assert window.app_actions.new_disk in window.app_actions.new_menu.actions()
         window.manager.settings.disk_folder = str(folder / "Virtual Hard Disks")
         window.app_actions.new_disk.trigger()

@@ -1,0 +1,1 @@
+"""Tests: virtual switches on the real host network."""
