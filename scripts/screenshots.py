@@ -31,9 +31,10 @@ import libvirt
 import qasync
 from PySide6.QtWidgets import QApplication, QDialog, QWidget, QWizard
 
-from hvmanager.backend import creation, operations, vm_storage
+from hvmanager.backend import creation, operations, switches, vm_storage
 from hvmanager.backend.connection import Server, start_event_thread
 from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, VmSpec
+from hvmanager.backend.network_models import SwitchSpec, SwitchType
 from hvmanager.backend.settings import AppSettings
 from hvmanager.backend.vmspec import HostContext
 from hvmanager.controllers.manager import ServerManager
@@ -43,14 +44,19 @@ from hvmanager.ui.main_window import MainWindow
 from hvmanager.ui.new_vm_wizard import NewVmWizard
 from hvmanager.ui.theme import apply_theme
 from hvmanager.ui.vm_settings_dialog import VmSettingsDialog
+from scripts.screenshot_adapters import shoot_adapter_pages
 from scripts.screenshot_checkpoints import checkpoint_shots
 from scripts.screenshot_disks import disk_shots, with_storage
+from scripts.screenshot_monitor import shoot_switch_monitor
+from scripts.screenshot_network import shoot_switch_manager
 from tests.support.guest import build_test_guest
 
 OUT = REPO / "docs" / "screenshots"
 URI = "qemu:///system"
 LOCATION = Path("/var/lib/hvmanager-docs")
 SWITCH = "lab-switch"
+HOST_ADDRESS = "192.168.150.1/24"
+GUEST_ADDRESS = "192.168.150.10"
 VMS = [  # name, memory, final state
     ("Web Server", MemoryConfig(256, True, 192, 512), "running"),
     ("Database", MemoryConfig(384), "paused"),
@@ -70,22 +76,22 @@ async def save(widget: QWidget, name: str) -> None:
 
 @contextmanager
 def lab_switch() -> Iterator[None]:
-    """A private libvirt network (no host address) for the Networking tab."""
+    """An Internal switch (the host is 192.168.150.1 on it) for the Networking tab and the monitor."""
     conn = libvirt.open(URI)
-    xml = f"<network><name>{SWITCH}</name><bridge name='hvdocs0' stp='off'/></network>"
-    net = conn.networkDefineXML(xml)
-    net.create()
+    spec = SwitchSpec(SWITCH, SwitchType.INTERNAL, notes="Test bench", host_address=HOST_ADDRESS)
+    switches.create_switch(conn, spec)
     try:
         yield
     finally:
-        net.destroy()
-        net.undefine()
+        switches.remove_switch(conn, SWITCH, disconnect_users=True)
         conn.close()
 
 
 def cmdline_of(guest: Any, index: int) -> str:
-    """The first VM's guest writes records to its disk each second (the Storage tab's figures)."""
-    return guest.cmdline + (" hvtest.writer=sda hvtest.markdev=sda" if index == 0 else "")
+    """The first VM's guest writes records to its disk each second (the Storage tab's figures) and
+    has an address on the lab switch (the Networking tab's and the Switch Monitor's traffic)."""
+    first = f" hvtest.writer=sda hvtest.markdev=sda hvtest.ip={GUEST_ADDRESS}/24 hvtest.ping=192.168.150.1"
+    return guest.cmdline + (first if index == 0 else "")
 
 
 @contextmanager
@@ -312,6 +318,10 @@ def main() -> int:
             loop.run_until_complete(main_window_shots(window))
             files = loop.run_until_complete(disk_shots(window, LOCATION, save, until))
             loop.run_until_complete(settings_shots(window, files))
+            loop.run_until_complete(shoot_adapter_pages(window, save, until))
+            loop.run_until_complete(shoot_switch_manager(window, save, until))
+            monitor = shoot_switch_monitor(window, save, until, SWITCH, "Web Server", (GUEST_ADDRESS,))
+            loop.run_until_complete(monitor)
             loop.run_until_complete(checkpoint_shots(window, save, until))
             ctx = loop.run_until_complete(manager.servers[URI].host_context())
             loop.run_until_complete(wizard_shots(ctx, settings, guest))

@@ -145,16 +145,17 @@ class PortCounters:
     tx_drops: int = 0
 
     def __add__(self, other: PortCounters) -> PortCounters:
+        # Field by field: switch totals add up every port on every tick.
         return PortCounters(
-            *(a + b for a, b in zip(_counter_tuple(self), _counter_tuple(other), strict=True))
+            self.rx_bytes + other.rx_bytes,
+            self.rx_packets + other.rx_packets,
+            self.rx_errors + other.rx_errors,
+            self.rx_drops + other.rx_drops,
+            self.tx_bytes + other.tx_bytes,
+            self.tx_packets + other.tx_packets,
+            self.tx_errors + other.tx_errors,
+            self.tx_drops + other.tx_drops,
         )
-
-
-def _counter_tuple(counters: PortCounters) -> tuple[int, ...]:
-    return (
-        counters.rx_bytes, counters.rx_packets, counters.rx_errors, counters.rx_drops,
-        counters.tx_bytes, counters.tx_packets, counters.tx_errors, counters.tx_drops,
-    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The ``hvctl`` verbs for the whole host: host-shutdown, host-startup and balance-memory.
+"""The ``hvctl`` verbs for the whole host: host-shutdown, host-startup (which also re-makes the
+missing host bridges of shared External switches) and balance-memory.
 
 Each takes the parsed arguments and a ``Context`` and returns an exit code.
 """
@@ -10,7 +11,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-from hvmanager.backend import balloon, hostpower
+from hvmanager.backend import balloon, hostpower, switches
 from hvmanager.backend.errors import HvError
 from hvmanager.cli import output
 from hvmanager.cli.context import Context
@@ -38,6 +39,10 @@ def host_shutdown(ctx: Context, args: argparse.Namespace) -> int:
 def host_startup(ctx: Context, args: argparse.Namespace) -> int:
     """``host-startup [--no-delay]``."""
     names = set(args.names) or None
+    if ctx.server.local:
+        # Kernel bridges do not survive a host restart; the External switches' networks do.
+        for line in switches.restore_host_bridges(ctx.conn):
+            ctx.say(line)
     results = hostpower.host_startup(ctx.conn, ctx.decision(), honour_delays=not args.no_delay, names=names)
     return _report_host_actions(ctx, results)
 

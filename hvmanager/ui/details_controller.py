@@ -1,6 +1,6 @@
 """Keeps the details pane on the selected VM: configuration, live memory figures, heartbeat,
-addresses and the screen thumbnail (refreshed every few seconds while the VM runs); or on the
-selected checkpoint's summary."""
+addresses, the adapters' traffic chart and the screen thumbnail (refreshed every few seconds while
+the VM runs); or on the selected checkpoint's summary."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hvmanager.backend.accel import AccelDecision
 from hvmanager.backend.checkpoint_tree import Checkpoint
 from hvmanager.backend.models import Heartbeat, VmConfig, VmStats
 from hvmanager.controllers.server import ServerController
+from hvmanager.controllers.switch_monitor import traffic_feed
 from hvmanager.controllers.tasks import spawn
 
 if TYPE_CHECKING:
@@ -89,11 +90,14 @@ class DetailsPresenter(QObject):
             self._controller.stats_updated.disconnect(self._on_stats)
             self._controller.config_changed.disconnect(self._on_config_changed)
             self._controller.heartbeat_changed.disconnect(self._on_heartbeat)
+            traffic_feed(self._controller).recorded.disconnect(self._on_traffic)
         self._controller = controller
         if controller is not None:
             controller.stats_updated.connect(self._on_stats)
             controller.config_changed.connect(self._on_config_changed)
             controller.heartbeat_changed.connect(self._on_heartbeat)
+            # The history is recorded before ``recorded`` fires: the chart draws this very tick.
+            traffic_feed(controller).recorded.connect(self._on_traffic)
 
     async def _load(self, controller: ServerController, uuid: str) -> None:
         config = await controller.config(uuid)
@@ -104,12 +108,21 @@ class DetailsPresenter(QObject):
         accel_text = acceleration_text(config, controller.accel, info.state.is_active)
         self.pane.show_vm(info.name, info.state, config, accel_text)
         self.pane.show_stats(controller.last_stats.get(uuid))
+        self._show_traffic(controller, controller.last_stats)
         self.pane.show_heartbeat(extra.get("heartbeat"), info.state)
         self.pane.show_addresses(extra.get("addresses", {}), info.state)
 
     def _on_stats(self, stats: dict[str, VmStats]) -> None:
         if self.uuid is not None:
             self.pane.show_stats(stats.get(self.uuid))
+
+    def _on_traffic(self, stats: dict[str, VmStats]) -> None:
+        if self._controller is not None:
+            self._show_traffic(self._controller, stats)
+
+    def _show_traffic(self, controller: ServerController, stats: dict[str, VmStats]) -> None:
+        vm = stats.get(self.uuid) if self.uuid is not None else None
+        self.pane.show_traffic(traffic_feed(controller).history, vm.ports if vm is not None else ())
 
     def _on_config_changed(self, uuid: str) -> None:
         if uuid == self.uuid and self._controller is not None:

@@ -1,7 +1,13 @@
 """The details pane under the VM list: screen thumbnail and the Summary, Memory, Networking and
-Storage tabs of the selected VM, or the summary of the selected checkpoint in their place."""
+Storage tabs of the selected VM, or the summary of the selected checkpoint in their place.
+
+The Networking tab lists the adapters and, while the VM runs, charts each adapter's received and
+sent bytes/s over the last minutes (from the server's traffic history, on every stats tick).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
@@ -15,13 +21,18 @@ from PySide6.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
 from hvmanager.backend.checkpoint_tree import Checkpoint
 from hvmanager.backend.formatting import format_created, format_memory
 from hvmanager.backend.models import Heartbeat, NicConfig, VmConfig, VmState, VmStats
+from hvmanager.backend.network_models import PortStats
 from hvmanager.views.storage_tab import StorageTab
+from hvmanager.views.switch_monitor_model import display_mac
+from hvmanager.views.traffic_chart import TrafficChart
+from hvmanager.views.traffic_history import TrafficHistory, port_key
 
 THUMBNAIL_SIZE = (176, 132)
 _NETWORK_HEADERS = ["Adapter", "Connected To", "MAC Address", "IP Addresses", "Status"]
@@ -56,6 +67,11 @@ class _Form(QWidget):
         """Blank every value."""
         for label in self.values.values():
             label.clear()
+
+
+def adapter_label(port: PortStats) -> str:
+    """An adapter's name in the Networking tab's chart: its MAC address and its switch."""
+    return f"{display_mac(port.mac)} ({port.switch or 'Not connected'})"
 
 
 class DetailsPane(QGroupBox):
@@ -116,9 +132,19 @@ class DetailsPane(QGroupBox):
         self.networking.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.networking.verticalHeader().hide()
         self.networking.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.networking_chart = TrafficChart()
+        self.networking_chart.setObjectName("networkingChart")
+        self.networking_chart.setMinimumHeight(150)
+        self.networking_chart.hide()
+        networking_tab = QWidget()
+        networking_tab.setObjectName("networkingTab")
+        networking_layout = QVBoxLayout(networking_tab)
+        networking_layout.setContentsMargins(0, 0, 0, 0)
+        networking_layout.addWidget(self.networking, 1)
+        networking_layout.addWidget(self.networking_chart, 2)
         self.tabs.addTab(self.summary, "Summary")
         self.tabs.addTab(self.memory, "Memory")
-        self.tabs.addTab(self.networking, "Networking")
+        self.tabs.addTab(networking_tab, "Networking")
         self.storage = StorageTab()
         self.tabs.addTab(self.storage, "Storage")
         self._nics: tuple[NicConfig, ...] = ()
@@ -133,6 +159,7 @@ class DetailsPane(QGroupBox):
         self.summary.clear()
         self.memory.clear()
         self.networking.setRowCount(0)
+        self.show_traffic(TrafficHistory(), ())
         self.storage.clear_all()
         self._nics = ()
         self.set_thumbnail(None, None)
@@ -209,6 +236,12 @@ class DetailsPane(QGroupBox):
         self.memory.set("assigned", format_memory(stats.assigned_mib) if stats else "")
         self.memory.set("demand", format_memory(stats.demand_mib) if stats else "")
         self.storage.set_throughput(stats.disks if stats else ())
+
+    def show_traffic(self, history: TrafficHistory, ports: Sequence[PortStats]) -> None:
+        """Chart the running VM's adapters (``ports``, from the latest tick) from ``history``; the
+        chart is hidden while the VM has none (it is off)."""
+        self.networking_chart.setVisible(bool(ports))
+        self.networking_chart.show_ports(history, [(port_key(p), adapter_label(p)) for p in ports])
 
     def show_heartbeat(self, heartbeat: Heartbeat | None, state: VmState) -> None:
         """Heartbeat: whether the guest agent answers (None: not known yet)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -96,6 +97,18 @@ def host_ping(address: str, device: str, count: int = 2) -> bool:
     """Whether the host reaches ``address`` with pings bound to ``device`` (busybox ping)."""
     done = run("busybox", "ping", "-c", str(count), "-W", "1", "-I", device, address, check=False)
     return done.returncode == 0
+
+
+def pings_answered(bridge: str, address: str, count: int, size: int) -> int:
+    """Ping ``address`` ``count`` times with ``size``-byte payloads through ``bridge`` (busybox
+    ping, adaptive: one after the other); returns how many replies came back."""
+    done = run(
+        "busybox", "ping", "-A", "-I", bridge, "-c", str(count), "-s", str(size), "-W", "5", address,
+        check=False,
+    )  # fmt: skip
+    found = re.search(r"(\d+) packets received", done.stdout)
+    assert found, f"ping printed no summary: {done.stdout}{done.stderr}"
+    return int(found.group(1))
 
 
 @pytest.fixture(scope="session")

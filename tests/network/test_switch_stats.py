@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -38,7 +37,7 @@ from hvmanager.backend.paths import vm_folders
 from hvmanager.backend.stats import StatsSampler
 from hvmanager.backend.switch_stats import mac_table, switch_totals
 from tests.conftest import vm_name
-from tests.network.conftest import device_name, free_subnet, host_in, switch_name
+from tests.network.conftest import device_name, free_subnet, host_in, pings_answered, switch_name
 from tests.vm.helpers import virsh, wait_serial
 
 pytestmark = pytest.mark.vm
@@ -151,19 +150,6 @@ def _send_frames(device: str, destination: str, count: int, size: int) -> None:
             sock.send(frame)
 
 
-def _ping(bridge: str, address: str) -> int:
-    """Ping the guest from the host through the switch's bridge; returns the replies received."""
-    done = subprocess.run(
-        ["busybox", "ping", "-A", "-I", bridge, "-c", str(PINGS), "-s", str(PING_SIZE), "-W", "5", address],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    found = re.search(r"(\d+) packets received", done.stdout)
-    assert found, f"ping printed no summary: {done.stdout}{done.stderr}"
-    return int(found.group(1))
-
-
 def test_pings_show_on_the_port_and_the_switch_and_agree_with_virsh_and_the_kernel(
     setup: Setup, conn: Any
 ) -> None:
@@ -174,7 +160,7 @@ def test_pings_show_on_the_port_and_the_switch_and_agree_with_virsh_and_the_kern
     assert bridge_ports()[before.device][0] == setup.bridge == _bridge_link_master(before.device)
     totals_before = switch_totals(sampler.sample(conn))[setup.internal]
 
-    replies = _ping(setup.bridge, setup.guest_ip)
+    replies = pings_answered(setup.bridge, setup.guest_ip, PINGS, PING_SIZE)
     assert replies > 0
     stats = sampler.sample(conn)
     (after,) = _guest_ports(stats, setup.uuid)
@@ -211,7 +197,8 @@ def test_frames_the_guest_does_not_answer_count_as_received_only(setup: Setup, c
 
 
 def test_mac_table_lists_the_guest_on_its_tap_as_bridge_fdb_does(setup: Setup, conn: Any) -> None:
-    _ping(setup.bridge, setup.guest_ip)  # the guest's replies teach the bridge where its MAC is
+    # The guest's replies teach the bridge where its MAC is.
+    pings_answered(setup.bridge, setup.guest_ip, PINGS, PING_SIZE)
     ports = [p for vm in StatsSampler(host_cpus=1).sample(conn).values() for p in vm.ports]
     (tap,) = [p for p in ports if p.vm_uuid == setup.uuid]
     first = set(mac_table(conn, setup.internal, ports))
