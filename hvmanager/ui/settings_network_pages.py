@@ -1,5 +1,6 @@
-"""Settings ▸ Hardware network pages: Network Adapter with its Hardware Acceleration and Advanced
-Features sub-pages, and Legacy Network Adapter (Generation 1), as Hyper-V Manager shows them.
+"""Settings ▸ Hardware network pages: Network Adapter and Legacy Network Adapter (Generation 1), as
+Hyper-V Manager shows them (the Hardware Acceleration and Advanced Features sub-pages are in
+``settings_adapter_subpages``).
 
 A Network Adapter page holds the virtual switch ("Not connected" or a switch of the server), the
 VLAN ID and bandwidth management, and Remove; Hardware Acceleration the virtual machine queue
@@ -38,7 +39,7 @@ from hvmanager.backend import mac_pool
 from hvmanager.backend.errors import ValidationError
 from hvmanager.backend.models import VmState
 from hvmanager.backend.network_models import NOT_CONNECTED, AdapterSpec, MacRange, SwitchInfo
-from hvmanager.backend.vm_network_rules import LIVE_QUEUES_REASON, MAX_MBPS, MAX_QUEUES
+from hvmanager.backend.vm_network_rules import MAX_MBPS
 from hvmanager.backend.vmsettings_rules import LIVE_LEGACY_REASON, LIVE_MAC_REASON, adapters_locked
 from hvmanager.ui.settings_pages import SettingsPage, indented, wrapped_label
 from hvmanager.ui.settings_storage_pages import page_button, right_aligned
@@ -90,7 +91,7 @@ class AdapterRules:
         return self.locked()
 
 
-def _spin(name: str, low: int, high: int, width: int = 90) -> QSpinBox:
+def spin_box(name: str, low: int, high: int, width: int = 90) -> QSpinBox:
     spin = QSpinBox()
     spin.setObjectName(name)
     spin.setRange(low, high)
@@ -99,7 +100,7 @@ def _spin(name: str, low: int, high: int, width: int = 90) -> QSpinBox:
     return spin
 
 
-def _row(*widgets: QWidget | str) -> QWidget:
+def labelled_row(*widgets: QWidget | str) -> QWidget:
     """Widgets (or label texts) in a row, pushed to the left."""
     holder = QWidget()
     row = QHBoxLayout(holder)
@@ -224,11 +225,11 @@ class AdapterPage(SettingsPage):
         self._fill_switches(switches, spec.switch)
         self.vlan = QCheckBox("Enable virtual LAN identification")
         self.vlan.setObjectName("vlanCheck")
-        self.vlan_id = _spin("vlanIdSpin", 1, 4094)
+        self.vlan_id = spin_box("vlanIdSpin", 1, 4094)
         self.bandwidth = QCheckBox("Enable bandwidth management")
         self.bandwidth.setObjectName("bandwidthCheck")
-        self.minimum = _spin("minimumBandwidthSpin", 0, MAX_MBPS, 110)
-        self.maximum = _spin("maximumBandwidthSpin", 0, MAX_MBPS, 110)
+        self.minimum = spin_box("minimumBandwidthSpin", 0, MAX_MBPS, 110)
+        self.maximum = spin_box("maximumBandwidthSpin", 0, MAX_MBPS, 110)
         self.mac_box = MacBox(mac_range) if spec.legacy else None
         self.remove_button = page_button("Remove", "removeAdapterButton")
         self._rules = AdapterRules(VmState.OFF, attached=False)
@@ -261,7 +262,7 @@ class AdapterPage(SettingsPage):
                 "all network communications through this network adapter."
             )
         )
-        column.addWidget(indented(_row(self.vlan_id)))
+        column.addWidget(indented(labelled_row(self.vlan_id)))
         self.add(vlan_box)
         if self.mac_box is not None:
             self.add(self.mac_box)
@@ -284,8 +285,8 @@ class AdapterPage(SettingsPage):
         )
         form = QFormLayout()
         form.setContentsMargins(22, 0, 0, 0)
-        form.addRow("Minimum bandwidth:", _row(self.minimum, "Mbps"))
-        form.addRow("Maximum bandwidth:", _row(self.maximum, "Mbps"))
+        form.addRow("Minimum bandwidth:", labelled_row(self.minimum, "Mbps"))
+        form.addRow("Maximum bandwidth:", labelled_row(self.maximum, "Mbps"))
         column.addLayout(form)
         column.addWidget(
             wrapped_label("To leave the minimum or maximum unrestricted, specify 0 as the value.")
@@ -360,80 +361,3 @@ class AdapterPage(SettingsPage):
             mac, dynamic = self.mac_box.mac(spec)
             spec = dataclasses.replace(spec, mac=mac, dynamic_mac=dynamic)
         return spec
-
-
-class HardwareAccelerationPage(SettingsPage):
-    """Hardware Acceleration: the virtual machine queue (virtio-net multiqueue) and its queues."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(
-            "Hardware Acceleration",
-            "Specify networking tasks that can be offloaded to a physical network adapter.",
-            parent,
-        )
-        self.setObjectName("hardwareAccelerationPage")
-        self.vmq = QCheckBox("Enable virtual machine queue")
-        self.vmq.setObjectName("vmqCheck")
-        self.queues = _spin("queuesSpin", 1, MAX_QUEUES, 70)
-        box = QGroupBox("Virtual machine queue")
-        column = QVBoxLayout(box)
-        column.addWidget(
-            wrapped_label(
-                "Virtual machine queue gives the adapter several receive and transmit queues, so that "
-                "the guest can spread its network traffic over its virtual processors. The guest uses "
-                "at most as many queues as it has virtual processors."
-            )
-        )
-        column.addWidget(self.vmq)
-        column.addWidget(indented(_row("Number of queues:", self.queues)))
-        self.add(box)
-        self.finish()
-        self.vmq.toggled.connect(self._on_toggled)
-        self.queues.valueChanged.connect(lambda _value: self.changed.emit())
-
-    def load(self, spec: AdapterSpec, rules: AdapterRules) -> None:
-        """Show the adapter's queue settings; locked on an attached adapter of a running VM."""
-        for widget in (self.vmq, self.queues):
-            widget.blockSignals(True)
-        self.vmq.setChecked(spec.vmq)
-        self.queues.setValue(max(spec.queues, 1))
-        for widget in (self.vmq, self.queues):
-            widget.blockSignals(False)
-        reason = rules.fixed_on_live(LIVE_QUEUES_REASON)
-        self.vmq.setEnabled(reason is None)
-        self.queues.setEnabled(reason is None and spec.vmq)
-        self.note.set_text(reason or "")
-
-    def values(self, spec: AdapterSpec) -> AdapterSpec:
-        """``spec`` with the queue settings shown."""
-        if self.vmq.isChecked():
-            return dataclasses.replace(spec, vmq=True, queues=self.queues.value())
-        return dataclasses.replace(spec, vmq=False, queues=1)  # no queues without VMQ
-
-    def _on_toggled(self, checked: bool) -> None:
-        self.queues.setEnabled(self.vmq.isEnabled() and checked)
-        self.changed.emit()
-
-
-class AdvancedFeaturesPage(SettingsPage):
-    """Advanced Features: the MAC address, dynamic or static."""
-
-    def __init__(self, mac_range: MacRange | None, parent: QWidget | None = None) -> None:
-        super().__init__("Advanced Features", "Specify the advanced features of the network adapter.", parent)
-        self.setObjectName("advancedFeaturesPage")
-        self.mac_box = MacBox(mac_range)
-        self.add(self.mac_box)
-        self.finish()
-        self.mac_box.changed.connect(self.changed)
-
-    def load(self, spec: AdapterSpec, rules: AdapterRules) -> None:
-        """Show the adapter's MAC address; locked on an attached adapter of a running VM."""
-        self.mac_box.load(spec)
-        reason = rules.fixed_on_live(LIVE_MAC_REASON)
-        self.mac_box.set_editable(reason is None)
-        self.note.set_text(reason or "")
-
-    def values(self, spec: AdapterSpec) -> AdapterSpec:
-        """``spec`` with the MAC address shown."""
-        mac, dynamic = self.mac_box.mac(spec)
-        return dataclasses.replace(spec, mac=mac, dynamic_mac=dynamic)

@@ -18,12 +18,8 @@ from hvmanager.backend.models import VmState
 from hvmanager.backend.network_models import LEGACY_ADAPTER_NAME, AdapterSpec, MacRange, SwitchInfo
 from hvmanager.backend.vm_network_rules import MAX_LEGACY, MAX_SYNTHETIC
 from hvmanager.backend.vmsettings_rules import LIVE_LEGACY_REASON, NetworkSettings, adapters_locked
-from hvmanager.ui.settings_network_pages import (
-    AdapterPage,
-    AdapterRules,
-    AdvancedFeaturesPage,
-    HardwareAccelerationPage,
-)
+from hvmanager.ui.settings_adapter_subpages import AdvancedFeaturesPage, HardwareAccelerationPage
+from hvmanager.ui.settings_network_pages import AdapterPage, AdapterRules
 from hvmanager.ui.settings_pages import SettingsPage
 from hvmanager.ui.settings_storage_pages import AddHardwarePage
 
