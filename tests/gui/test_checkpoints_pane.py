@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import defusedxml.ElementTree as SafeET
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QApplication, QDialog, QLineEdit, QMessageBox, QToolBar, QTreeWidget
 
 from hvmanager.backend import checkpoints, creation
-from hvmanager.backend.checkpoint_tree import NOW, Checkpoint
+from hvmanager.backend.checkpoint_tree import CHECKPOINTS_NS, NOW, Checkpoint
 from hvmanager.backend.connection import Server
 from hvmanager.backend.models import KernelBoot, MemoryConfig, NewDisk, VmSpec
 from hvmanager.backend.vmactions import VmAction
@@ -160,8 +161,10 @@ def backing_files(path: str) -> list[str]:
 
 def metadata_names(name: str) -> list[str]:
     """The checkpoint names in the domain's persistent XML, in file order (virsh's view)."""
-    xml = virsh("dumpxml", "--inactive", name)
-    return [part.split('"', 1)[0] for part in xml.split(' name="')[1:]]
+    root = SafeET.fromstring(virsh("dumpxml", "--inactive", name))
+    tree = root.find(f"metadata/{{{CHECKPOINTS_NS}}}*")  # not the network adapters' metadata
+    nodes = tree.iter() if tree is not None else iter(())
+    return [node.get("name", "") for node in nodes if node.get("name") is not None]
 
 
 def modal(kind: type) -> Any:
