@@ -47,8 +47,6 @@ from hvmanager.ui.vm_settings_dialog import VmSettingsDialog
 from scripts.screenshot_adapters import shoot_adapter_pages
 from scripts.screenshot_checkpoints import checkpoint_shots
 from scripts.screenshot_disks import disk_shots, with_storage
-from scripts.screenshot_monitor import shoot_switch_monitor
-from scripts.screenshot_network import shoot_switch_manager
 from tests.support.guest import build_test_guest
 
 OUT = REPO / "docs" / "screenshots"
@@ -319,9 +317,6 @@ def main() -> int:
             files = loop.run_until_complete(disk_shots(window, LOCATION, save, until))
             loop.run_until_complete(settings_shots(window, files))
             loop.run_until_complete(shoot_adapter_pages(window, save, until))
-            loop.run_until_complete(shoot_switch_manager(window, save, until))
-            monitor = shoot_switch_monitor(window, save, until, SWITCH, "Web Server", (GUEST_ADDRESS,))
-            loop.run_until_complete(monitor)
             loop.run_until_complete(checkpoint_shots(window, save, until))
             ctx = loop.run_until_complete(manager.servers[URI].host_context())
             loop.run_until_complete(wizard_shots(ctx, settings, guest))
