@@ -7,6 +7,7 @@ virt-manager measurement use the very same functions, so their figures compare.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_URI = "qemu:///system"
@@ -207,3 +209,20 @@ def save_figures(path: Path, module: str, machine: dict[str, str], results: obje
     }
     path.write_text(json.dumps(saved, indent=2), encoding="utf-8")
     print(f"\nfigures saved to {path}")
+
+
+def remove_bench_switch(conn: Any, name: str) -> None:
+    """Remove a benchmark's switch with the product's call, then whatever that left (an
+    interrupted run's network), ignoring what is already gone."""
+    import libvirt  # imported here: most benchmarks need no libvirt network
+
+    from hvmanager.backend import switches
+
+    with contextlib.suppress(Exception):
+        switches.remove_switch(conn, name, disconnect_users=True)
+    with contextlib.suppress(libvirt.libvirtError):
+        network = conn.networkLookupByName(name)
+        if network.isActive():
+            network.destroy()
+        if network.isPersistent():
+            network.undefine()

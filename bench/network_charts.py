@@ -64,6 +64,7 @@ from bench._common import (
     CpuMeter,
     ensure_daemons,
     machine_info,
+    remove_bench_switch,
     save_figures,
     spread,
     table,
@@ -280,7 +281,7 @@ def bench_switch(count: int) -> Iterator[list[str]]:
     conn = libvirt.open(SYSTEM_URI)
     made: list[str] = []
     try:
-        _remove_switch(conn)  # an interrupted run's
+        remove_bench_switch(conn, SWITCH)  # an interrupted run's
         info = switches.create_switch(conn, SwitchSpec(SWITCH, SwitchType.PRIVATE))
         assert info.bridge is not None
         macs = []
@@ -297,22 +298,8 @@ def bench_switch(count: int) -> Iterator[list[str]]:
     finally:
         for inner in made:
             _ip("link", "del", inner, check=False)
-        _remove_switch(conn)
+        remove_bench_switch(conn, SWITCH)
         conn.close()
-
-
-def _remove_switch(conn: Any) -> None:
-    import libvirt
-
-    from hvmanager.backend import switches
-
-    with contextlib.suppress(Exception):
-        switches.remove_switch(conn, SWITCH, disconnect_users=True)
-    with contextlib.suppress(libvirt.libvirtError):
-        network = conn.networkLookupByName(SWITCH)
-        if network.isActive():
-            network.destroy()
-        network.undefine()
 
 
 def _ip(*args: str, check: bool = True) -> None:

@@ -60,6 +60,7 @@ from bench._common import (
     ensure_daemons,
     machine_info,
     pid_of,
+    remove_bench_switch,
     save_figures,
     spread,
     table,
@@ -100,25 +101,13 @@ def _add_adapters(conn: Any, vm: _guests.BenchVm, count: int) -> None:
     conn.defineXML(ET.tostring(root, encoding="unicode"))
 
 
-def _remove_switch(conn: Any) -> None:
-    """Remove the benchmark's switch with the product's call, and whatever that leaves."""
-    with contextlib.suppress(Exception):
-        switches.remove_switch(conn, SWITCH, disconnect_users=True)
-    with contextlib.suppress(libvirt.libvirtError):
-        network = conn.networkLookupByName(SWITCH)
-        if network.isActive():
-            network.destroy()
-        if network.isPersistent():
-            network.undefine()
-
-
 @contextlib.contextmanager
 def _lab(ports: int, guests: int) -> Iterator[Lab]:
     names = [f"{PREFIX}{n}" for n in range(1, guests + 1)]
     _guests.remove(names)  # an interrupted run's
     location = _guests.make_location()
     conn = libvirt.open(SYSTEM_URI)
-    _remove_switch(conn)
+    remove_bench_switch(conn, SWITCH)
     flood: subprocess.Popen[bytes] | None = None
     try:
         info = switches.create_switch(
@@ -137,7 +126,7 @@ def _lab(ports: int, guests: int) -> Iterator[Lab]:
             flood.terminate()
             flood.wait()
         _guests.remove(names, location)
-        _remove_switch(conn)
+        remove_bench_switch(conn, SWITCH)
         conn.close()
 
 
